@@ -1,0 +1,168 @@
+"""Isolated Celery apps for tests (no pytest import).
+
+:func:`isolated_app` makes an app the current and default one for a block, configured
+for synchronous tests, and undoes everything on exit: the app's configuration and task
+registry (for a project's own app), the current/default app, and Celery's global list of
+shared-task finalizers.  The last one matters because ``@app.task`` is *shared* by
+default: the task is remembered globally and registered on every app finalized later,
+and an app keeps the first task registered under a name, so without this a task
+declared in one test would run in place of a same-named task declared in the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["EAGER_DEFAULTS", "isolated_app", "load_app", "validate_config"]
+
+#: Configuration ``eager_app`` starts from (overrides are applied on top).
+EAGER_DEFAULTS: dict[str, Any] = {
+    "broker_url": "memory://",
+    "result_backend": "cache+memory://",
+    "task_always_eager": True,
+    "task_eager_propagates": False,
+    "task_store_eager_result": True,
+    "broker_connection_retry_on_startup": False,
+}
+
+
+def load_app(path: str) -> Celery:
+    """Import ``"package.module:attr"`` and return the Celery app it names."""
+    from celery import Celery
+
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(
+            f"celerybase_app must look like 'package.module:app', got {path!r}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"celerybase_app = {path!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(
+                f"celerybase_app = {path!r}: module {module_name!r} has no attribute {attr!r}"
+            ) from None
+    if not isinstance(obj, Celery):
+        raise TypeError(
+            f"celerybase_app = {path!r} names a {type(obj).__name__}, not a celery.Celery app"
+        )
+    return obj
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``config`` as a dict; reject keys that look like misspelled Celery settings.
+
+    Unknown keys without a close match pass through: apps may carry their own settings.
+    """
+    from celery.app.defaults import NAMESPACES, flatten
+
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"Celery config must be a mapping of setting names to values, "
+            f"got {type(config).__name__}: {config!r}"
+        )
+    known = {key for key, _ in flatten(NAMESPACES)}
+    for key in config:
+        if not isinstance(key, str):
+            raise TypeError(f"Celery setting names must be str, got {key!r}")
+        if key in known or key.isupper() or key.startswith("celerybase_"):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(
+                f"unknown Celery setting {key!r} (did you mean {close[0]!r}?); "
+                "see https://docs.celeryq.dev/en/stable/userguide/configuration.html"
+            )
+    return dict(config)
+
+
+@contextlib.contextmanager
+def isolated_app(
+    app: Celery | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] = EAGER_DEFAULTS,
+) -> Iterator[Celery]:
+    """Yield ``app`` (a fresh app when ``None``) configured with ``defaults`` + ``config``.
+
+    The app is current and default inside the block; on exit the previous ones, the
+    shared-task finalizers and (for a given app) its configuration, task registry and
+    cached backend/connection pool are restored.
+    """
+    from celery import Celery, _state
+
+    settings = {**defaults, **validate_config(config or {})}
+    saved_finalizers = set(_state._on_app_finalizers)
+    saved_default = _state.default_app
+    saved_current = getattr(_state._tls, "current_app", None)
+    own_app = app is None
+    restore_project: Any = None
+    if app is None:
+        app = Celery("celerybase", set_as_current=False)
+        app.conf.update(settings)
+    else:
+        restore_project = _reconfigure(app, settings)
+    try:
+        app.set_current()
+        app.set_default()
+        yield app
+    finally:
+        _state._tls.current_app = saved_current
+        _state.set_default_app(saved_default)
+        _state._on_app_finalizers.clear()
+        _state._on_app_finalizers.update(saved_finalizers)
+        if restore_project is not None:
+            restore_project()
+        if own_app:
+            app.close()
+
+
+def _reconfigure(app: Celery, settings: Mapping[str, Any]) -> Any:
+    """Apply ``settings`` to a long-lived app; return a function that undoes it."""
+    conf = app.conf
+    saved_changes = dict(conf.changes)
+    tasks = app.tasks  # finalizes: the registry we restore is the complete one
+    saved_tasks = dict(tasks)
+    # Backends and connection pools are cached per app (and per thread): give the test
+    # fresh ones built from the test settings, and put the originals back afterwards.
+    saved_local = app._local
+    saved_backend_cache = app.__dict__.get("_backend_cache", None)
+    saved_pool = app._pool
+    amqp = app.__dict__.get("amqp")
+    saved_producer_pool = getattr(amqp, "_producer_pool", None)
+    conf.update(settings)
+    app._local = threading.local()
+    if "_backend_cache" in app.__dict__:
+        app._backend_cache = None
+    app._pool = None
+    if amqp is not None:
+        amqp._producer_pool = None
+
+    def restore() -> None:
+        conf.changes.clear()
+        conf.changes.update(saved_changes)
+        tasks.clear()
+        tasks.update(saved_tasks)
+        app._local = saved_local
+        if "_backend_cache" in app.__dict__:
+            app._backend_cache = saved_backend_cache
+        app._pool = saved_pool
+        if amqp is not None:
+            amqp._producer_pool = saved_producer_pool
+
+    return restore
