@@ -25,7 +25,7 @@ __all__ = ["EAGER_DEFAULTS", "isolated_app", "load_app", "validate_config"]
 
 #: Configuration ``eager_app`` starts from (overrides are applied on top).
 EAGER_DEFAULTS: dict[str, Any] = {
-    "broker_url": "memory://",
+    "broker_url": "memory://localhost/",
     "result_backend": "cache+memory://",
     "task_always_eager": True,
     "task_eager_propagates": False,
@@ -40,9 +40,7 @@ def load_app(path: str) -> Celery:
 
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(
-            f"celerybase_app must look like 'package.module:app', got {path!r}"
-        )
+        raise ValueError(f"celerybase_app must look like 'package.module:app', got {path!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -32,6 +32,7 @@ class _Target:
 
 
 def _resolve(task: Any, task_id: str | None) -> _Target:
+    __tracebackhide__ = True
     from celery import Task
     from celery.result import AsyncResult, ResultBase
 
@@ -40,6 +41,7 @@ def _resolve(task: Any, task_id: str | None) -> _Target:
     if isinstance(task, str):
         if not task:
             raise ValueError("task name must not be empty")
+        _check_known_name(task)
         return _Target(task, task_id, f"task {task!r}")
     if isinstance(task, AsyncResult):  # EagerResult is one too
         name = getattr(task, "name", None) or _recorded_name_of(task.id)
@@ -87,11 +89,28 @@ def _recorded_name_of(task_id: str) -> str | None:
     return None
 
 
+def _check_known_name(name: str) -> None:
+    __tracebackhide__ = True
+    # A misspelled name would otherwise make `assert_hooks_not_called("x")` pass silently.
+    recorder = current_recorder()
+    if name in recorder.task_names() or any(p.task_name == name for p in recorder.published):
+        return
+    registered = _registered_names(include_builtin=True)
+    if name in registered:
+        return
+    close = difflib.get_close_matches(name, sorted(set(registered) | set(recorder.task_names())))
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"no task named {name!r} is registered on any Celery app, ran, or was sent in "
+        f"this test{hint}"
+    )
+
+
 def _check_hooks(hooks: Any, *, argname: str = "hooks") -> list[str]:
+    __tracebackhide__ = True
     if isinstance(hooks, str):
         raise TypeError(
-            f"{argname} must be a list of hook names, got the str {hooks!r}; "
-            f"write [{hooks!r}]"
+            f"{argname} must be a list of hook names, got the str {hooks!r}; write [{hooks!r}]"
         )
     if not isinstance(hooks, Iterable):
         raise TypeError(
@@ -106,9 +125,7 @@ def _check_hooks(hooks: Any, *, argname: str = "hooks") -> list[str]:
         if name not in HOOKS:
             close = difflib.get_close_matches(name, HOOKS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"unknown hook {name!r}{hint}; valid hooks are: {', '.join(HOOKS)}"
-            )
+            raise ValueError(f"unknown hook {name!r}{hint}; valid hooks are: {', '.join(HOOKS)}")
     return names
 
 
@@ -199,7 +216,9 @@ def assert_hooks_not_called(
 
 
 def apply_and_raise(
-    task: Any, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+    task: Any,
+    args: Sequence[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
     **options: Any,
 ) -> Any:
     """Run ``task`` eagerly and re-raise its exception *after* its failure hooks ran.
@@ -303,16 +322,6 @@ def _never_ran_hints(recorder: HookRecorder, target: _Target) -> list[str]:
             "(task_always_eager=False) and no in-process worker (live_worker) consumed it"
         )
         return hints
-    if target.name is not None and target.task_id is None:
-        known = set(recorder.task_names()) | set(_registered_names())
-        close = difflib.get_close_matches(target.name, sorted(known), n=3, cutoff=0.6)
-        if close:
-            hints.append(
-                f"no task named {target.name!r} ran in this test; did you mean "
-                + " or ".join(repr(c) for c in close)
-                + "?"
-            )
-            return hints
     ran = recorder.task_names()
     if ran:
         hints.append(f"the task never ran in this test; tasks that ran: {', '.join(ran)}")
@@ -321,10 +330,14 @@ def _never_ran_hints(recorder: HookRecorder, target: _Target) -> list[str]:
     return hints
 
 
-def _registered_names() -> list[str]:
-    from celery import current_app
+def _registered_names(*, include_builtin: bool = False) -> list[str]:
+    from celery import _state, current_app
 
+    names: dict[str, None] = {}
     try:
-        return [n for n in current_app.tasks if not n.startswith("celery.")]
+        names.update(dict.fromkeys(current_app.tasks))
     except Exception:  # an app that cannot finalize must not hide the real failure
-        return []
+        pass
+    for app in list(_state._get_active_apps()):
+        names.update(dict.fromkeys(app._tasks))
+    return [n for n in names if include_builtin or not n.startswith("celery.")]

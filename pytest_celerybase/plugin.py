@@ -75,9 +75,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def hook_recorder(request: pytest.FixtureRequest) -> HookRecorder:
     """The :class:`~pytest_celerybase.HookRecorder` of this test (``.calls``, ``.clear()``)."""
     try:
-        return request.node.stash[_RECORDER]
+        recorder: HookRecorder = request.node.stash[_RECORDER]
     except KeyError:  # pragma: no cover - only without our runtest hook
         raise RuntimeError("hook_recorder is only available inside a test") from None
+    return recorder
 
 
 @pytest.fixture
@@ -108,6 +109,21 @@ def _merged_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any
     return settings
 
 
+def _settings_and_app(
+    request: pytest.FixtureRequest, config: Any, fixture: str
+) -> tuple[dict[str, Any], Celery | None]:
+    """The merged settings and the project app (if any); a clean failure on bad input."""
+    from pytest_celerybase.apps import load_app
+
+    try:
+        settings = _merged_settings(request, config)
+        path = request.config.getini("celerybase_app")
+        return settings, (load_app(path) if path else None)
+    except (TypeError, ValueError) as exc:
+        # The user's configuration is wrong, not our code: no traceback into the plugin.
+        pytest.fail(f"{fixture}: {type(exc).__name__}: {exc}", pytrace=False)
+
+
 @pytest.fixture
 def eager_app(
     request: pytest.FixtureRequest, celerybase_config: dict[str, Any]
@@ -118,10 +134,8 @@ def eager_app(
     ``task_eager_propagates=False``; the ``celerybase_app`` ini key selects a project
     app instead of a fresh one.  Everything is restored after the test.
     """
-    from pytest_celerybase.apps import isolated_app, load_app
+    from pytest_celerybase.apps import isolated_app
 
-    settings = _merged_settings(request, celerybase_config)
-    path = request.config.getini("celerybase_app")
-    app = load_app(path) if path else None
+    settings, app = _settings_and_app(request, celerybase_config, "eager_app")
     with isolated_app(app, settings) as configured:
         yield configured
