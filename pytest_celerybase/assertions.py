@@ -304,6 +304,18 @@ def _hints(
             "task_eager_propagates=False (the eager_app default) or use "
             "pytest_celerybase.apply_and_raise() to get the exception after the hooks ran."
         )
+    # A difference listed in the README's "Eager vs worker" table: say so.
+    modes = {
+        info.eager
+        for tid in execution_ids
+        if tid is not None and (info := recorder.executions.get(tid)) is not None
+    }
+    if len(modes) == 1:
+        from pytest_celerybase._parity import known_difference
+
+        known = known_difference(expected, [c.hook for c in calls], eager=modes.pop())
+        if known is not None:
+            hints.append(known)
     return hints
 
 

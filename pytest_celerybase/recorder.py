@@ -233,6 +233,7 @@ _lock = threading.RLock()
 _recording_classes: set[type] = set()  # generated subclasses currently swapped in
 _patches: list[tuple[Any, str, Any]] = []  # (module, attribute, original) while installed
 _guard = threading.local()  # re-entrancy guard for instance-level hook overrides
+_current_thread = threading.current_thread
 
 
 def current_recorder() -> HookRecorder:
@@ -309,20 +310,21 @@ def _uninstall() -> None:
     from celery.app import trace
 
     signals.after_task_publish.disconnect(dispatch_uid=_DISPATCH_UID)
-    wrapper = trace.build_tracer
-    original = None
+    wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
+    originals: dict[str, Any] = {}
     while _patches:
         module, name, value = _patches.pop()
         setattr(module, name, value)
-        if name == "build_tracer" and module is trace:
-            original = value
-    # A module imported while we were installed (the worker's consumer does
-    # ``from celery.app.trace import build_tracer``) bound our wrapper: give it the original.
-    if original is not None:
-        for mod_name in ("celery.worker.consumer.consumer",):
-            mod = sys.modules.get(mod_name)
-            if mod is not None and getattr(mod, "build_tracer", None) is wrapper:
-                setattr(mod, "build_tracer", original)  # noqa: B010 - typed as a module
+        if name in wrappers and module is trace:
+            originals[name] = value
+    # A module imported while we were installed (the worker's consumer and request modules
+    # do ``from celery.app.trace import build_tracer/trace_task``) bound our wrappers: give
+    # it the originals.
+    for mod_name in ("celery.worker.consumer.consumer", "celery.worker.request"):
+        mod = sys.modules.get(mod_name)
+        for name, original in originals.items():
+            if mod is not None and getattr(mod, name, None) is wrappers[name]:
+                setattr(mod, name, original)
 
 
 def _on_publish(sender: Any = None, headers: Any = None, body: Any = None, **_: Any) -> None:
@@ -390,6 +392,18 @@ def _instrument(task: Any) -> None:
     cls = type(task)
     if cls in _recording_classes:
         return
+    from celery import Task
+    from celery.local import Proxy
+
+    if issubclass(cls, Proxy):
+        # ``@app.task`` on an app not finalized yet returns a PromiseProxy, and Celery
+        # accepts it where a task goes (``trace_task(proxy, ...)``): instrument the task.
+        task = task._get_current_object()
+        cls = type(task)
+        if cls in _recording_classes:
+            return
+    if not issubclass(cls, Task):
+        return  # a stand-in (e.g. a Mock with spec=Task): nothing to swap safely
     with _lock:
         cls = type(task)
         if cls in _recording_classes or not _stack:
@@ -438,12 +452,14 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("hook", "owner", "params")
+    __slots__ = ("arity", "fast", "hook", "owner", "params")
 
     def __init__(self, hook: str, owner: type) -> None:
         self.hook = hook
         self.owner = owner
         self.params = _HOOK_PARAMS[hook]
+        self.arity = _HOOK_ARITY[hook]
+        self.fast = _FAST_RECORDS[hook]
 
     def __get__(self, task: Any, objtype: Any = None) -> Any:
         if task is None:
@@ -452,9 +468,19 @@ class _HookDescriptor:
         override = task.__dict__.get(hook, _MISSING)
         if override is _MISSING:
             inner = getattr(super(self.owner, task), hook)
+            arity, fast = self.arity, self.fast
 
             def recorded(*args: Any, **kwargs: Any) -> Any:
-                _record(hook, task, args, kwargs)
+                # _record inlined for the way Celery calls hooks (positionally): this
+                # runs for every hook of every task while recording.
+                if _stack and not kwargs and len(args) == arity:
+                    active = _guard.__dict__.get("active")
+                    if not active or (id(task), hook) not in active:
+                        _stack[-1].calls.append(
+                            fast(hook, str(task.name), args, _current_thread().name)
+                        )
+                else:
+                    _record(hook, task, args, kwargs)
                 return inner(*args, **kwargs)
 
         else:
@@ -489,29 +515,64 @@ class _HookDescriptor:
 
 
 def _record(hook: str, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    if not _stack:
+    stack = _stack
+    if not stack:
         return
     active = _guard.__dict__.get("active")
     if active and (id(task), hook) in active:
         return
-    params = _HOOK_PARAMS[hook]
-    if kwargs or len(args) != len(params):
-        values = dict(zip(params, args, strict=False))
-        values.update(kwargs)
+    if not kwargs and len(args) == _HOOK_ARITY[hook]:
+        # Celery calls every hook positionally: build the record without a dict.
+        call = _FAST_RECORDS[hook](hook, str(task.name), args, _current_thread().name)
     else:
-        values = dict(zip(params, args, strict=True))
+        call = _record_general(hook, task, args, kwargs)
+    stack[-1].calls.append(call)
+
+
+def _record_general(
+    hook: str, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> HookCall:
+    params = _HOOK_PARAMS[hook]
+    values = dict(zip(params, args, strict=False))
+    values.update(kwargs)
     task_id = values.get("task_id")
-    _stack[-1].calls.append(
-        HookCall(
-            hook,
-            str(task.name),
-            None if task_id is None else str(task_id),
-            values.get("args"),
-            values.get("kwargs"),
-            values.get("retval"),
-            values.get("exc"),
-            values.get("status"),
-            values.get("einfo"),
-            threading.current_thread().name,
-        )
+    return HookCall(
+        hook,
+        str(task.name),
+        None if task_id is None else str(task_id),
+        values.get("args"),
+        values.get("kwargs"),
+        values.get("retval"),
+        values.get("exc"),
+        values.get("status"),
+        values.get("einfo"),
+        threading.current_thread().name,
     )
+
+
+_HOOK_ARITY: dict[str, int] = {hook: len(params) for hook, params in _HOOK_PARAMS.items()}
+
+# Positional fast paths, one per hook, laid out as _HOOK_PARAMS: (hook, task name, the
+# positional arguments, thread name) -> HookCall.  Equivalent to _record_general.
+_FastRecord = Callable[[str, str, tuple[Any, ...], str], HookCall]
+_FAST_RECORDS: dict[str, _FastRecord] = {
+    # (task_id, args, kwargs)
+    "before_start": lambda h, n, a, t: HookCall(
+        h, n, None if a[0] is None else str(a[0]), a[1], a[2], None, None, None, None, t
+    ),
+    # (retval, task_id, args, kwargs)
+    "on_success": lambda h, n, a, t: HookCall(
+        h, n, None if a[1] is None else str(a[1]), a[2], a[3], a[0], None, None, None, t
+    ),
+    # (exc, task_id, args, kwargs, einfo)
+    "on_failure": lambda h, n, a, t: HookCall(
+        h, n, None if a[1] is None else str(a[1]), a[2], a[3], None, a[0], None, a[4], t
+    ),
+    "on_retry": lambda h, n, a, t: HookCall(
+        h, n, None if a[1] is None else str(a[1]), a[2], a[3], None, a[0], None, a[4], t
+    ),
+    # (status, retval, task_id, args, kwargs, einfo)
+    "after_return": lambda h, n, a, t: HookCall(
+        h, n, None if a[2] is None else str(a[2]), a[3], a[4], a[1], None, a[0], a[5], t
+    ),
+}

@@ -1,0 +1,126 @@
+"""The shop's tasks, each on a base composed from the reference bases.
+
+Nothing here opens a connection at import: engines, HTTP sessions, Redis clients and
+SMTP connections are made on first use in each worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+from email.message import EmailMessage
+from typing import Any
+
+import requests
+from celery import shared_task
+from sqlalchemy.exc import OperationalError
+
+from pytest_celerybase.bases import (
+    APIClientTask,
+    CachedTask,
+    ProductionTask,
+    ResourcePoolTask,
+)
+from shop import db
+
+#: Failures worth another attempt later: the network or the database hiccuped.
+TRANSIENT = (requests.ConnectionError, requests.Timeout, OperationalError)
+
+#: (minimum quantity, percent off), largest first.
+QUANTITY_DISCOUNTS = ((100, 15), (10, 5))
+
+
+class ShopTask(ProductionTask):
+    """Every shop task logs its hooks, emits metrics and has ``session_scope()``."""
+
+
+class AccountsTask(ShopTask, APIClientTask):
+    """A shop task that talks to the accounts service."""
+
+    api_base_url = os.environ.get("SHOP_ACCOUNTS_API", "https://accounts.example.com/api/")
+    api_timeout = (3.05, 10.0)
+
+
+class PricingTask(ShopTask, CachedTask):
+    """A shop task whose results are cached for ten minutes."""
+
+    cache_ttl = 600
+
+
+class MailTask(ShopTask, ResourcePoolTask):
+    """A shop task sending mail over a pool of at most four SMTP connections."""
+
+    pool_size = 4
+    pool_acquire_timeout = 10.0
+
+    def create_resource(self) -> smtplib.SMTP:
+        host = self.app.conf.get("shop_smtp_host") or "localhost"
+        return smtplib.SMTP(host, timeout=10)
+
+    def close_resource(self, resource: smtplib.SMTP) -> None:
+        try:
+            resource.quit()
+        except smtplib.SMTPException:
+            resource.close()
+
+
+@shared_task(
+    base=AccountsTask, bind=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3
+)
+def sync_users(self: AccountsTask, page: int = 1) -> int:
+    """Copy one page of users from the accounts API into ``users``; return how many."""
+    payload = self.make_api_call("users", params={"page": page})
+    users = payload["users"]
+    with self.session_scope() as session:
+        for user in users:
+            session.execute(
+                db.UPSERT_USER, {"id": user["id"], "email": user["email"], "name": user["name"]}
+            )
+    self.emit_metric("shop_users_synced_total", len(users))
+    return len(users)
+
+
+@shared_task(base=PricingTask, bind=True)
+def price_quote(self: PricingTask, sku: str, qty: int) -> dict[str, Any]:
+    """Price ``qty`` units of ``sku`` with the quantity discount, in cents."""
+    if qty < 1:
+        raise ValueError(f"quantity must be at least 1, got {qty}")
+    with self.session_scope() as session:
+        unit_cents = session.execute(db.UNIT_PRICE, {"sku": sku}).scalar_one_or_none()
+    if unit_cents is None:
+        raise LookupError(f"unknown sku {sku!r}")
+    percent = next((off for least, off in QUANTITY_DISCOUNTS if qty >= least), 0)
+    return {
+        "sku": sku,
+        "qty": qty,
+        "unit_cents": unit_cents,
+        "discount_percent": percent,
+        "total_cents": unit_cents * qty * (100 - percent) // 100,
+    }
+
+
+@shared_task(
+    base=MailTask,
+    bind=True,
+    autoretry_for=(smtplib.SMTPServerDisconnected,),
+    retry_backoff=True,
+    max_retries=2,
+)
+def send_receipt(self: MailTask, order_id: int) -> bool:
+    """Email the receipt of ``order_id`` once; ``False`` if already sent or unknown."""
+    with self.session_scope() as session:
+        row = session.execute(db.ORDER_RECEIPT, {"order_id": order_id}).one_or_none()
+        if row is None:
+            return False
+        message = EmailMessage()
+        message["From"] = "shop@example.com"
+        message["To"] = row.email
+        message["Subject"] = f"Your receipt for order {row.id}"
+        message.set_content(f"Hello {row.name}, you paid {row.total_cents / 100:.2f} EUR.")
+        # A connection whose send raised is closed by the pool, not reused.
+        with self.acquire_resource() as smtp:
+            smtp.send_message(message)
+        # Marked in the same transaction: if the mail failed, nothing is marked.
+        session.execute(db.MARK_SENT, {"order_id": order_id})
+    self.emit_metric("shop_receipts_sent_total")
+    return True

@@ -1,0 +1,214 @@
+"""Eager vs worker: what Celery does in each mode, as measured (no pytest, no Celery).
+
+:data:`PARITY` is the single source of the README's "Eager vs worker" table:
+``tests/test_parity.py`` runs every scenario eagerly (``eager_app``) and on a real worker
+(``live_worker``, solo and threads pools) and fails when the measurement differs from
+the table, and checks that README.md shows the table rendered by :func:`render_table`.
+Hook assertions use :func:`known_difference` to say when a failure is one of these
+differences.  ``python -m pytest_celerybase._parity`` prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "PARITY",
+    "TABLE_END",
+    "TABLE_START",
+    "Outcome",
+    "Scenario",
+    "known_difference",
+    "parse_table",
+    "render_table",
+]
+
+#: Marker comments around the table in README.md.
+TABLE_START = "<!-- parity-table:start -->"
+TABLE_END = "<!-- parity-table:end -->"
+
+#: ``Outcome.state`` of a call that raised instead of returning a result.
+RAISED = "RAISED"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Hooks recorded for the task (in order) and how the call ended.
+
+    ``state`` is the result's Celery state as the caller sees it once the task is done
+    (``AsyncResult(id).state``), or :data:`RAISED` when the call itself raised;
+    ``result`` is the return value's repr, the exception's class name, or ``None``.
+    """
+
+    hooks: tuple[str, ...]
+    state: str
+    result: str | None = None
+
+    def render_hooks(self) -> str:
+        return ", ".join(self.hooks) if self.hooks else "(none)"
+
+    def render_outcome(self) -> str:
+        if self.state == RAISED:
+            return f"call raises {self.result}"
+        return self.state if self.result is None else f"{self.state}: {self.result}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row: how the task behaves, eagerly and on a worker, and why they differ."""
+
+    key: str
+    title: str
+    eager: Outcome
+    worker: Outcome
+    note: str
+
+
+_OK = ("before_start", "on_success", "after_return")
+_FAIL = ("before_start", "on_failure", "after_return")
+_RETRY_TWICE_OK = ("before_start", "on_retry", "before_start", "on_retry", *_OK)
+
+#: The measured table (Celery 5.7; ``task_eager_propagates=False`` unless the row says).
+PARITY: tuple[Scenario, ...] = (
+    Scenario(
+        "success", "returns",
+        Outcome(_OK, "SUCCESS", "3"), Outcome(_OK, "SUCCESS", "3"),
+        "same",
+    ),
+    Scenario(
+        "raises", "raises `ValueError`",
+        Outcome(_FAIL, "FAILURE", "ValueError"), Outcome(_FAIL, "FAILURE", "ValueError"),
+        "same (with the plugin default `task_eager_propagates=False`)",
+    ),
+    Scenario(
+        "raises_propagating", "raises, `task_eager_propagates=True`",
+        Outcome(("before_start",), RAISED, "ValueError"),
+        Outcome(_FAIL, "FAILURE", "ValueError"),
+        "eager raises before `on_failure`/`after_return` run (celery#5666); a worker "
+        "ignores the setting",
+    ),
+    Scenario(
+        "retry_success", "`self.retry()` twice, then returns",
+        Outcome(_RETRY_TWICE_OK, "SUCCESS", "'done'"),
+        Outcome(_RETRY_TWICE_OK, "SUCCESS", "'done'"),
+        "same hooks; eager retries inline and ignores `countdown`, a worker publishes a "
+        "new message per retry and waits the countdown (default 180 s)",
+    ),
+    Scenario(
+        "retry_propagating", "`self.retry()` twice, then returns, `task_eager_propagates=True`",
+        Outcome(("before_start",), RAISED, "Retry"),
+        Outcome(_RETRY_TWICE_OK, "SUCCESS", "'done'"),
+        "eager raises `Retry` out of the call: no `on_retry`, no retry",
+    ),
+    Scenario(
+        "retries_exhausted", "`self.retry()` past `max_retries=2`",
+        Outcome(("before_start", "on_retry", "before_start", "on_retry", *_FAIL),
+                "FAILURE", "KeyError"),
+        Outcome(("before_start", "on_retry", "before_start", "on_retry", *_FAIL),
+                "FAILURE", "KeyError"),
+        "same; the stored exception is the one passed as `exc=`",
+    ),
+    Scenario(
+        "autoretry_backoff", "`autoretry_for` + `retry_backoff`: fails once, then returns",
+        Outcome(("before_start", "on_retry", *_OK), "SUCCESS", "'done'"),
+        Outcome(("before_start", "on_retry", *_OK), "SUCCESS", "'done'"),
+        "same hooks; eager ignores the backoff delay, a worker waits it",
+    ),
+    Scenario(
+        "ignore", "raises `Ignore`",
+        Outcome(("before_start",), "IGNORED", "Ignore"),
+        Outcome(("before_start",), "PENDING"),
+        "a worker stores no result: `get()` waits until its timeout",
+    ),
+    Scenario(
+        "reject", "raises `Reject(requeue=False)`",
+        Outcome(("before_start",), "REJECTED", "Reject"),
+        Outcome(("before_start",), "FAILURE", "Reject"),
+        "no `on_failure`/`after_return` in either mode; a worker drops the message and "
+        "stores FAILURE, `get()` raises `Reject`",
+    ),
+    Scenario(
+        "soft_time_limit", "runs past `soft_time_limit`",
+        Outcome(_OK, "SUCCESS", "'completed'"), Outcome(_OK, "SUCCESS", "'completed'"),
+        "not enforced by eager runs nor by the solo/threads pools (only prefork, "
+        "eventlet and gevent enforce time limits): no `SoftTimeLimitExceeded`",
+    ),
+    Scenario(
+        "unserializable_delay", "argument not JSON-serializable, `delay()`",
+        Outcome((), RAISED, "EncodeError"), Outcome((), RAISED, "EncodeError"),
+        "eager `delay()`/`apply_async()` round-trip the arguments through the serializer "
+        "too (Celery 5.7)",
+    ),
+    Scenario(
+        "unserializable_apply",
+        "argument not JSON-serializable, eager `apply()` vs worker `delay()`",
+        Outcome(_OK, "SUCCESS", "'ran'"), Outcome((), RAISED, "EncodeError"),
+        "`apply()` never serializes: it accepts what a worker's publish rejects",
+    ),
+)
+
+_HEADER = (
+    "| Scenario | Eager hooks | Eager outcome | Worker hooks | Worker outcome | Note |",
+    "|---|---|---|---|---|---|",
+)
+
+
+def render_table(scenarios: Sequence[Scenario] = PARITY) -> str:
+    """The Markdown table of ``scenarios`` (without the marker comments)."""
+    rows = [
+        f"| {s.title} | {s.eager.render_hooks()} | {s.eager.render_outcome()} "
+        f"| {s.worker.render_hooks()} | {s.worker.render_outcome()} | {s.note} |"
+        for s in scenarios
+    ]
+    return "\n".join([*_HEADER, *rows])
+
+
+def parse_table(markdown: str) -> dict[str, tuple[str, str, str, str]]:
+    """Rows of the table between the markers in ``markdown``: title -> measured cells.
+
+    The cells are eager hooks, eager outcome, worker hooks and worker outcome (the note
+    column is prose and not returned).  Raises ``ValueError`` if the markers are missing.
+    """
+    match = re.search(
+        re.escape(TABLE_START) + r"(.*?)" + re.escape(TABLE_END), markdown, re.DOTALL
+    )
+    if match is None:
+        raise ValueError(f"no table between {TABLE_START!r} and {TABLE_END!r}")
+    rows: dict[str, tuple[str, str, str, str]] = {}
+    for line in match.group(1).strip().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 5 or cells[0] == "Scenario" or set(cells[0]) <= set("-: "):
+            continue
+        rows[cells[0]] = (cells[1], cells[2], cells[3], cells[4])
+    return rows
+
+
+def known_difference(
+    expected: Sequence[str], actual: Sequence[str], *, eager: bool
+) -> str | None:
+    """Explain ``actual != expected`` when it is a known eager/worker difference.
+
+    True when ``actual`` is what this mode records for a scenario of :data:`PARITY` and
+    ``expected`` is what the other mode records for it.
+    """
+    for s in PARITY:
+        mine, other = (s.eager, s.worker) if eager else (s.worker, s.eager)
+        if mine.hooks != other.hooks and tuple(actual) == mine.hooks and (
+            tuple(expected) == other.hooks
+        ):
+            here, there = ("eager", "a worker") if eager else ("a worker", "eager")
+            return (
+                f"this is a known eager/worker difference ({s.title}): {here} records "
+                f"{list(mine.hooks)}, {there} records {list(other.hooks)}; {s.note}. "
+                "See the 'Eager vs worker' table in the README; run the test with the "
+                "live_worker fixture to check the worker's behaviour."
+            )
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance helper
+    print(TABLE_START)
+    print(render_table())
+    print(TABLE_END)

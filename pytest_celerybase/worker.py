@@ -1,0 +1,566 @@
+"""A real Celery worker running in a thread of the test process (no pytest import).
+
+:class:`LiveWorker` runs Celery's own :class:`~celery.worker.WorkController` (solo or
+threads pool) in a background thread: messages go through the broker, the consumer's
+strategies, the pool, the tracer and the ack exactly as in production.  Three things are
+added around it, each for a test-suite reason:
+
+* **Fast, bounded stop.**  Celery's solo loop blocks in ``drain_events(timeout=2.0)`` and
+  only sees a shutdown request when that returns (celery's ``start_worker`` spends ~4 s
+  per test there).  The consumer's loop is wrapped so that a stop request raises
+  :class:`~celery.exceptions.WorkerShutdown` *in the worker thread* within ~10 ms (the
+  synchronous loop drains in short slices; the event-loop hub of a real broker is woken
+  with ``hub.call_soon``), which is Celery's own warm-shutdown path.  Joins are bounded:
+  a task that hangs yields :class:`WorkerStopError`, never a hung test session.
+* **Tasks declared after start run.**  The consumer builds a strategy per registered
+  task when it starts and rejects anything else as unregistered; its strategy table
+  here learns a task registered on the app later (``@live_worker.app.task`` in the test
+  body, a ``@shared_task`` module imported late) on first use.
+* **A clear unregistered-task error.**  A task unknown to the worker's app fails with
+  :class:`UnregisteredTaskError` (a :class:`~celery.exceptions.NotRegistered`) saying
+  which app has it and how to fix the test, and ``result.get()`` raises that.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from celery.backends.cache import CacheBackend
+from celery.exceptions import NotRegistered
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = [
+    "BROKER_URL_ENV",
+    "DEFAULT_START_TIMEOUT",
+    "DEFAULT_STOP_TIMEOUT",
+    "LIVE_DEFAULTS",
+    "RESULT_BACKEND_ENV",
+    "SUPPORTED_POOLS",
+    "LiveWorker",
+    "MemoryResultBackend",
+    "UnregisteredTaskError",
+    "WorkerStartError",
+    "WorkerStopError",
+    "live_defaults",
+]
+
+#: Environment variable naming the broker live workers use instead of ``memory://``.
+BROKER_URL_ENV = "CELERYBASE_BROKER_URL"
+#: Environment variable naming their result backend (default: the broker URL for
+#: ``redis://``/``rediss://`` brokers, else ``cache+memory://``).
+RESULT_BACKEND_ENV = "CELERYBASE_RESULT_BACKEND"
+
+#: Pools that run inside the test process (prefork/eventlet/gevent cannot).
+SUPPORTED_POOLS: tuple[str, ...] = ("solo", "threads")
+
+#: Configuration a live worker's app starts from (test overrides are applied on top).
+LIVE_DEFAULTS: dict[str, Any] = {
+    "broker_url": "memory://",
+    # The memory transport polls every second by default: a round trip would cost ~1 s.
+    "broker_transport_options": {"polling_interval": 0.005},
+    "result_backend": "cache+memory://",
+    "task_always_eager": False,
+    "broker_connection_retry_on_startup": False,
+    "worker_pool": "solo",
+    "worker_concurrency": 1,
+    # Remote control adds a broadcast consumer per worker (and global fanout bindings on
+    # the memory transport); enable it per test for revoke()/inspect().
+    "worker_enable_remote_control": False,
+    "worker_hijack_root_logger": False,
+}
+
+# Seconds between stop-request checks while the synchronous loop waits for messages.
+_STOP_CHECK_INTERVAL = 0.01
+# Seconds between checks of the in-memory result store while result.get() waits
+# (Celery's default is 0.5 s: most of a test's run time).
+_RESULT_POLL_INTERVAL = 0.005
+_MISSING: Any = object()
+#: Seconds a live worker may take to start consuming / to stop (running tasks included).
+DEFAULT_START_TIMEOUT = 10.0
+DEFAULT_STOP_TIMEOUT = 10.0
+# Worker options that are ours, not Celery settings (taken out of the app config).
+_OPTION_KEYS = ("celerybase_worker_start_timeout", "celerybase_worker_stop_timeout")
+
+
+def live_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:data:`LIVE_DEFAULTS`, pointed at the broker/backend named by the environment.
+
+    With ``CELERYBASE_BROKER_URL`` set, the worker uses that broker, the result backend
+    from ``CELERYBASE_RESULT_BACKEND`` (default: the same URL for Redis) and a default
+    queue private to the worker, so workers of other test processes sharing the broker
+    never take each other's messages.
+    """
+    env = os.environ if environ is None else environ
+    settings = dict(LIVE_DEFAULTS)
+    broker = env.get(BROKER_URL_ENV, "").strip()
+    if broker:
+        settings["broker_url"] = broker
+        settings["broker_transport_options"] = {}
+        settings["task_default_queue"] = f"celerybase.{uuid.uuid4().hex[:12]}"
+        redis = broker.split("://", 1)[0] in ("redis", "rediss")
+        settings["result_backend"] = broker if redis else "cache+memory://"
+    backend = env.get(RESULT_BACKEND_ENV, "").strip()
+    if backend:
+        settings["result_backend"] = backend
+    return settings
+
+
+def split_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Separate the ``celerybase_worker_*`` options from the Celery settings.
+
+    Returns the Celery settings and ``{"start_timeout": ..., "stop_timeout": ...}``.
+    """
+    celery_settings = dict(settings)
+    options = {"start_timeout": DEFAULT_START_TIMEOUT, "stop_timeout": DEFAULT_STOP_TIMEOUT}
+    for key in _OPTION_KEYS:
+        if key in celery_settings:
+            value = celery_settings.pop(key)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{key} must be a positive number of seconds, got {value!r}")
+            options[key.removeprefix("celerybase_worker_")] = float(value)
+    return celery_settings, options
+
+
+class WorkerStartError(RuntimeError):
+    """The live worker did not become ready (broker unreachable, bad pool, timeout)."""
+
+
+class WorkerStopError(RuntimeError):
+    """The live worker thread did not finish within its stop timeout."""
+
+
+class UnregisteredTaskError(NotRegistered):  # type: ignore[misc]
+    """A task message reached the live worker but its app has no such task.
+
+    A :class:`~celery.exceptions.NotRegistered`, so existing ``except``/``pytest.raises``
+    clauses still match; its message explains where the task is and how to fix it.
+    """
+
+    def __str__(self) -> str:
+        # KeyError would show the repr of the message (quoted, escaped newlines).
+        return str(self.args[0]) if self.args else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+def describe_unregistered(app: Celery, name: str) -> str:
+    """Explain why ``name`` is unknown to the worker running ``app``, and how to fix it."""
+    from celery import _state
+
+    text = f"task {name!r} is not registered on the live worker's app {app.main!r} ({app!r})."
+    owners = [
+        other
+        for other in list(_state._get_active_apps())
+        if other is not app and name in other._tasks
+    ]
+    if owners:
+        text += " It is registered on " + ", ".join(
+            f"app {other.main!r} ({other!r})" for other in owners
+        ) + ", which is not the worker's app."
+    own = sorted(n for n in app.tasks if not n.startswith("celery."))
+    close = difflib.get_close_matches(name, own, n=3, cutoff=0.6)
+    if close:
+        text += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+    text += (
+        " Fix: declare the task on the worker's app (@live_worker.app.task), with "
+        "@shared_task (registered on every app), or name the app that declares it in the "
+        "celerybase_app ini key (celerybase_app = \"package.module:app\") so that "
+        "live_worker runs that app."
+    )
+    if not close:
+        text += f" Tasks the worker knows: {', '.join(own) if own else '(none)'}."
+    return text
+
+
+class MemoryResultBackend(CacheBackend):  # type: ignore[misc]
+    """Celery's ``cache+memory://`` result backend, checked every 5 ms while waiting.
+
+    ``result.get()`` polls a key-value backend every ``interval`` (0.5 s by default);
+    for a dict in this process that is pure waiting.  Storage is Celery's own.
+    """
+
+    def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
+                 **kwargs: Any) -> Any:
+        interval = min(interval, _RESULT_POLL_INTERVAL)
+        return super().wait_for(task_id, timeout=timeout, interval=interval, **kwargs)
+
+    def get_many(self, task_ids: Any, timeout: float | None = None, interval: float = 0.5,
+                 **kwargs: Any) -> Any:
+        interval = min(interval, _RESULT_POLL_INTERVAL)
+        return super().get_many(task_ids, timeout=timeout, interval=interval, **kwargs)
+
+
+_MEMORY_BACKEND = f"{__name__}:MemoryResultBackend"
+
+
+class LiveWorker:
+    """A Celery worker consuming for :attr:`app` in a thread of this process.
+
+    Use it as a context manager (or :meth:`start`/:meth:`stop`); :meth:`stop` is
+    idempotent.  ``pool`` is ``"solo"`` (tasks run in the worker thread, one at a time)
+    or ``"threads"`` (``concurrency`` pool threads).
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        pool: str | None = None,
+        concurrency: int | None = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    ) -> None:
+        conf = app.conf
+        pool = pool if pool is not None else str(conf.worker_pool)
+        concurrency = concurrency if concurrency is not None else conf.worker_concurrency
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ValueError(f"worker_concurrency must be an int >= 1, got {concurrency!r}")
+        if pool not in SUPPORTED_POOLS:
+            raise ValueError(
+                f"live_worker runs in-process, so worker_pool must be one of "
+                f"{', '.join(map(repr, SUPPORTED_POOLS))}, got {pool!r}; e.g. "
+                "@pytest.mark.celerybase(worker_pool='threads', worker_concurrency=4)"
+            )
+        if pool == "solo" and concurrency > 1:
+            raise ValueError(
+                f"the solo pool runs one task at a time, got worker_concurrency={concurrency}; "
+                "use worker_pool='threads' for concurrency"
+            )
+        #: The app the worker consumes for (current and default during the test).
+        self.app = app
+        #: ``"solo"`` or ``"threads"``.
+        self.pool = pool
+        #: Number of tasks the worker runs at once.
+        self.concurrency = concurrency
+        #: Seconds :meth:`start` waits for the consumer to be ready.
+        self.start_timeout = start_timeout
+        #: Seconds :meth:`stop` waits for the worker thread (running tasks included).
+        self.stop_timeout = stop_timeout
+        #: The worker's node name (``celerybase-<id>@<host>``).
+        self.hostname = f"celerybase-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        #: The Celery ``WorkController``, once started.
+        self.controller: Any = None
+        #: Names of tasks the worker received but could not find on :attr:`app`.
+        self.unregistered: list[str] = []
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._hub: Any = None
+        self._crash: BaseException | None = None
+        self._saved_join_will_block: bool | None = None
+        # What start() changed and stop() puts back (None: nothing to restore).
+        self._saved_backend_alias: tuple[Any] | None = None
+        self._saved_apps: tuple[Any, Any] | None = None
+        self._started_at = 0.0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<LiveWorker {self.hostname} app={self.app.main!r} pool={self.pool} "
+            f"concurrency={self.concurrency} {state}>"
+        )
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread running the worker (``None`` before :meth:`start`)."""
+        return self._thread
+
+    # -- lifecycle --------------------------------------------------------------------
+    def __enter__(self) -> LiveWorker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the worker thread and wait (bounded) until it consumes."""
+        from celery import _state
+
+        if self._thread is not None:
+            raise RuntimeError("this LiveWorker was started already; make a new one")
+        self._saved_join_will_block = _state.task_join_will_block()
+        # Celery's worker finds tasks through the current app (trace_task_ret), which is
+        # the default app in the worker's threads: make it this app while running.
+        self._saved_apps = (getattr(_state._tls, "current_app", None), _state.default_app)
+        self.app.set_current()
+        self.app.set_default()
+        self._use_memory_backend()
+        self._purge_leftovers()
+        try:
+            self.controller = _make_controller(self)
+        except Exception as exc:
+            _state._set_task_join_will_block(self._saved_join_will_block)
+            self._restore_globals()
+            raise WorkerStartError(f"live_worker could not be created: {exc!r}") from exc
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(
+            target=self.controller.start, name=f"celerybase-worker-{self.hostname}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self._ready.wait(0.005):
+            if not self._thread.is_alive() or time.monotonic() >= deadline:
+                break
+        if not self._ready.is_set():
+            died = not self._thread.is_alive()
+            crash = self._crash
+            try:
+                self.stop()
+            except WorkerStopError:
+                pass  # the start failure below is the error to report
+            broker = self.app.conf.broker_url
+            if died or crash is not None:
+                reason = (
+                    f"{type(crash).__name__}: {crash}" if crash is not None
+                    else "the worker thread exited"
+                )
+                raise WorkerStartError(
+                    f"live_worker failed to start on broker {broker!r}: {reason} "
+                    "(the worker's log is in the captured log output)"
+                ) from crash
+            raise WorkerStartError(
+                f"live_worker was not consuming within {self.start_timeout:g}s "
+                f"(broker {broker!r}); raise celerybase_worker_start_timeout if it is slow"
+            )
+        # The pool marks this process as a worker, where result.get() refuses to block;
+        # the test thread is not a task and must be able to wait for results.
+        _state._set_task_join_will_block(False)
+
+    def stop(self) -> None:
+        """Stop the worker (warm shutdown) and wait for its thread; idempotent.
+
+        Raises :class:`WorkerStopError` if the thread is still running a task after
+        :attr:`stop_timeout` seconds (threads cannot be killed: it is left as a daemon).
+        """
+        from celery import _state
+
+        thread = self._thread
+        try:
+            if thread is not None and thread.is_alive():
+                self._stopping.set()
+                hub = self._hub
+                if hub is not None:
+                    hub.call_soon(_raise_shutdown)
+                thread.join(self.stop_timeout)
+                if thread.is_alive():
+                    raise WorkerStopError(self._stop_failure())
+        finally:
+            if self._saved_join_will_block is not None:
+                _state._set_task_join_will_block(self._saved_join_will_block)
+                self._saved_join_will_block = None
+            if thread is not None and not thread.is_alive():
+                self._purge_leftovers(delete=True)
+            self._restore_globals()
+
+    def _stop_failure(self) -> str:
+        from celery.worker import state
+
+        running = sorted(
+            f"{req.name}[{req.id}]" for req in list(state.active_requests)
+            if getattr(req, "hostname", self.hostname) == self.hostname
+        )
+        what = f"task(s) still running: {', '.join(running)}" if running else "no task running"
+        return (
+            f"live_worker did not stop within {self.stop_timeout:g}s ({what}). A task that "
+            "blocks keeps the worker thread busy and threads cannot be killed, so it is "
+            "left running as a daemon thread; make the task return (e.g. mock the call it "
+            "waits on) or raise celerybase_worker_stop_timeout"
+        )
+
+    def _use_memory_backend(self) -> None:
+        # ``cache+memory://`` resolves the ``cache`` alias through the loader's
+        # override_backends (Celery's hook for custom backends): point it at the fast
+        # subclass for this app only.  Backends are built lazily per thread, after this.
+        loader = self.app.loader
+        if str(self.app.conf.result_backend).startswith("cache+memory://"):
+            self._saved_backend_alias = (vars(loader).get("override_backends", _MISSING),)
+            loader.override_backends = {**loader.override_backends, "cache": _MEMORY_BACKEND}
+
+    def _restore_globals(self) -> None:
+        from celery import _state
+
+        if self._saved_apps is not None:
+            (_state._tls.current_app, default), self._saved_apps = self._saved_apps, None
+            _state.set_default_app(default)
+        if self._saved_backend_alias is not None:
+            (saved,), self._saved_backend_alias = self._saved_backend_alias, None
+            if saved is _MISSING:
+                vars(self.app.loader).pop("override_backends", None)
+            else:
+                self.app.loader.override_backends = saved
+
+    def _purge_leftovers(self, *, delete: bool = False) -> None:
+        # The memory broker is process-global: messages a previous test published but
+        # nobody consumed would otherwise run (or fail as unregistered) in this test.
+        # On a real broker only the worker's private queue is removed.
+        app = self.app
+        memory = str(app.conf.broker_url).startswith("memory://")
+        private = str(app.conf.task_default_queue).startswith("celerybase.")
+        if not memory and not (delete and private):
+            return
+        names = list(app.amqp.queues.consume_from) if memory else [app.conf.task_default_queue]
+        try:
+            with app.connection_for_write() as conn:
+                channel = conn.default_channel
+                for name in names:
+                    if memory:
+                        channel.queue_purge(name)
+                    else:
+                        channel.queue_delete(name)
+        except Exception:  # cleanup must not mask the test's own outcome
+            pass
+
+
+def _raise_shutdown() -> None:
+    from celery.exceptions import WorkerShutdown
+
+    raise WorkerShutdown(0)
+
+
+def _make_controller(live: LiveWorker) -> Any:
+    from celery.worker import WorkController
+    from celery.worker.consumer import Consumer
+
+    class _Blueprint(WorkController.Blueprint):  # type: ignore[misc]
+        def start(self, parent: Any) -> None:
+            try:
+                super().start(parent)
+            except BaseException as exc:
+                # WorkController.start only logs it; a broker that cannot be reached
+                # arrives as WorkerShutdown(1) raised from the connection error.
+                if not live._ready.is_set():
+                    live._crash = exc.__cause__ if isinstance(exc, SystemExit) else exc
+                raise
+
+    class _Consumer(Consumer):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.strategies = _LearningStrategies(self)
+            self.loop = _stoppable_loop(self.loop, live)  # type: ignore[has-type]
+
+        def on_unknown_task(self, body: Any, message: Any, exc: Any) -> None:
+            headers = message.headers or {}
+            name = headers.get("task") or (body or {}).get("task") or "?"
+            live.unregistered.append(str(name))
+            error = UnregisteredTaskError(describe_unregistered(self.app, str(name)))
+            # Celery stores NotRegistered(name) as the result; store the explanation
+            # instead.  app.backend is per thread, so this patch is seen by this call only.
+            backend = self.app.backend
+            original = backend.mark_as_failure
+
+            def mark_as_failure(task_id: Any, exc: Any, *args: Any, **kwargs: Any) -> Any:
+                if isinstance(exc, NotRegistered):
+                    exc = error
+                return original(task_id, exc, *args, **kwargs)
+
+            backend.mark_as_failure = mark_as_failure
+            try:
+                super().on_unknown_task(body, message, exc)
+            finally:
+                vars(backend).pop("mark_as_failure", None)
+
+    class _Controller(WorkController):  # type: ignore[misc]
+        Blueprint = _Blueprint
+
+        def on_consumer_ready(self, consumer: Any) -> None:
+            live._ready.set()
+
+    return _Controller(
+        app=live.app,
+        hostname=live.hostname,
+        pool=live.pool,
+        concurrency=live.concurrency,
+        consumer_cls=_Consumer,
+        ready_callback=None,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+    )
+
+
+class _LearningStrategies(dict[str, Any]):
+    """The consumer's task-name -> strategy table, learning tasks registered after start.
+
+    Celery fills it once (``Consumer.update_strategies``) and treats a miss as an
+    unregistered task; a miss here first looks the name up on the app and, when the task
+    is there now, prepares it exactly like ``update_strategies`` does.
+    """
+
+    def __init__(self, consumer: Any) -> None:
+        super().__init__()
+        self._consumer = consumer
+
+    def __missing__(self, name: str) -> Any:
+        from celery.worker.consumer import consumer as consumer_module
+
+        consumer = self._consumer
+        app = consumer.app
+        task = app.tasks.get(name)
+        if task is None:
+            raise KeyError(name)
+        strategy = task.start_strategy(app, consumer)
+        # Looked up on the module at call time, like Celery does, so the hook recorder's
+        # wrapper (if active) builds this tracer too.
+        task.__trace__ = consumer_module.build_tracer(
+            name, task, app.loader, consumer.hostname, app=app
+        )
+        consumer.task_buckets[name] = consumer.bucket_for_task(task)
+        self[name] = strategy
+        return strategy
+
+
+def _stoppable_loop(loop: Callable[..., Any], live: LiveWorker) -> Callable[..., Any]:
+    """Wrap the consumer's loop so that :meth:`LiveWorker.stop` ends it promptly."""
+
+    def run(obj: Any, connection: Any, consumer: Any, blueprint: Any, hub: Any, *rest: Any) -> Any:
+        if hub is not None:
+            # asynloop (real brokers): stop() wakes the hub with a callback that raises.
+            live._hub = hub
+        else:
+            # synloop: drain in short slices, checking for a stop request in between.
+            connection.drain_events = _interruptible(connection.drain_events, live._stopping)
+        if live._stopping.is_set():
+            _raise_shutdown()
+        return loop(obj, connection, consumer, blueprint, hub, *rest)
+
+    return run
+
+
+def _interruptible(drain: Callable[..., Any], stopping: threading.Event) -> Callable[..., Any]:
+    def drain_events(timeout: float | None = None, **kwargs: Any) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if stopping.is_set():
+                _raise_shutdown()
+            step = _STOP_CHECK_INTERVAL
+            if deadline is not None:
+                step = min(step, max(deadline - time.monotonic(), 0.0))
+            try:
+                return drain(timeout=step, **kwargs)
+            except TimeoutError:  # socket.timeout
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    return drain_events

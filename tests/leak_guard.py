@@ -1,0 +1,330 @@
+"""Leak guard: every test leaves Celery and the resource bindings exactly as it found them.
+
+A pytest plugin for this project's own suites (``tests/conftest.py`` loads it; the
+examples' conftest can too; pytester tests load it into inner sessions with
+``-p tests.leak_guard``).  Its ``pytest_runtest_protocol`` wrapper runs *outside* the
+celerybase plugin's recording wrapper (``tryfirst``), snapshots before setup and compares
+after teardown:
+
+* the class and cached ``__trace__`` of every task of every live Celery app, and that no
+  task anywhere still has a recording subclass;
+* ``celery.app.trace.build_tracer``/``trace_task`` and every copy of them bound in a
+  ``celery.*`` module (the worker's consumer binds ``build_tracer`` at import);
+* the current and default app and Celery's shared-task finalizers;
+* the recorder's own globals (recorder stack, patches, recording classes, publish signal);
+* the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
+  metrics sink, HTTP session);
+* ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
+* the worker's shutdown flags and non-daemon threads started by the test.
+
+A difference is reported as an extra failing *teardown* report of the offending test
+(so its node id is shown, the run fails, and it works under xdist), then the state is
+put back so one leak does not fail every following test.  If the test protocol itself
+was interrupted (``KeyboardInterrupt``, ``pytest.exit``), pytest tears the fixtures
+down only at session end, so the comparison is deferred to ``pytest_sessionfinish``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+_TRACE_ATTRS = ("build_tracer", "trace_task")
+_RECORDER = "pytest_celerybase.recorder"
+_THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
+
+
+@dataclass
+class Snapshot:
+    """Global state relevant to isolation; compared field by field."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    apps: list[Any] = field(default_factory=list)
+    tasks: dict[tuple[int, str], tuple[Any, type, Any]] = field(default_factory=dict)
+    threads: set[threading.Thread] = field(default_factory=set)
+    bound: dict[str, Any] = field(default_factory=dict)  # celery.*.build_tracer/trace_task
+
+
+def _identity(value: Any) -> Any:
+    return ("id", id(value), value)
+
+
+def take() -> Snapshot:
+    """Snapshot the state the guard checks (imports Celery and requests if needed)."""
+    from celery import _state, signals
+    from celery.app import trace
+
+    from pytest_celerybase import recorder
+
+    snap = Snapshot()
+    v = snap.values
+    for attr in _TRACE_ATTRS:
+        v[f"celery.app.trace.{attr}"] = getattr(trace, attr)
+    v["current app"] = getattr(_state._tls, "current_app", None)
+    v["default app"] = _state.default_app
+    v["celery._state._on_app_finalizers"] = frozenset(_state._on_app_finalizers)
+    v["recorder._stack"] = tuple(recorder._stack)
+    v["recorder._patches"] = tuple(recorder._patches)
+    v["recorder._recording_classes"] = frozenset(recorder._recording_classes)
+    v["after_task_publish receivers"] = tuple(
+        key for key, _ in signals.after_task_publish.receivers
+    )
+    bindings = _bindings_module()
+    if bindings is not None:
+        v["pytest_celerybase._bindings"] = dict(bindings.snapshot())
+    adapter = _http_adapter()
+    if adapter is not None:
+        v["requests.adapters.HTTPAdapter.send"] = adapter.send
+    default_mock = _responses_default_mock()
+    if default_mock is not None:
+        v["responses default mock patcher"] = default_mock._patcher
+    worker_state = sys.modules.get("celery.worker.state")
+    if worker_state is not None:
+        v["celery.worker.state.should_stop"] = worker_state.should_stop
+        v["celery.worker.state.should_terminate"] = worker_state.should_terminate
+    snap.apps = list(_state._get_active_apps())
+    for app in snap.apps:
+        for name, task in list(app._tasks.items()):
+            snap.tasks[(id(app), name)] = (task, type(task), task.__dict__.get("__trace__"))
+    snap.threads = {t for t in threading.enumerate() if not t.daemon}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("celery") and module is not None and name != trace.__name__:
+            for attr in _TRACE_ATTRS:
+                value = module.__dict__.get(attr)
+                if value is not None and callable(value):
+                    snap.bound[f"{name}.{attr}"] = value
+    return snap
+
+
+def _unwrapped(func: Any) -> Any:
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__
+    return func
+
+
+def _bindings_module() -> Any:
+    try:
+        from pytest_celerybase import _bindings
+    except ImportError:  # pragma: no cover - before the bases land
+        return None
+    return _bindings
+
+
+def _http_adapter() -> Any:
+    try:
+        from requests.adapters import HTTPAdapter
+    except ImportError:  # pragma: no cover
+        return None
+    return HTTPAdapter
+
+
+def _responses_default_mock() -> Any:
+    try:
+        import responses
+    except ImportError:  # pragma: no cover
+        return None
+    return responses._default_mock
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (frozenset, tuple, dict)):
+        return bool(a == b)
+    return a is b
+
+
+def _change(old: Any, new: Any) -> str:
+    if isinstance(old, frozenset) and isinstance(new, frozenset):
+        parts = [f"+{sorted(map(repr, new - old))}" if new - old else ""]
+        parts.append(f"-{sorted(map(repr, old - new))}" if old - new else "")
+        return " ".join(p for p in parts if p)
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in old.keys() | new.keys() if old.get(k) != new.get(k)]
+        return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys))
+    return f"{old!r} -> {new!r}"
+
+
+def compare(before: Snapshot, after: Snapshot) -> list[str]:
+    """One line per difference between two snapshots (empty: nothing leaked)."""
+    problems: list[str] = []
+    for key, old in before.values.items():
+        new = after.values.get(key, old)
+        if not _same(old, new):
+            problems.append(f"{key}: {_change(old, new)}")
+    # A celery module imported during the test binds whatever the trace module held then:
+    # it must be what the trace module held before the test (or Celery's original).
+    for key, value in after.bound.items():
+        if key in before.bound:
+            continue  # compared below
+        attr = key.rpartition(".")[2]
+        allowed = before.values[f"celery.app.trace.{attr}"]
+        if value is not allowed and value is not _unwrapped(allowed):
+            problems.append(f"{key} (imported during the test) is {value!r}")
+    for key, old in before.bound.items():
+        new = after.bound.get(key, old)
+        if new is not old:
+            problems.append(f"{key}: {old!r} -> {new!r}")
+    for (_, name), (task, cls, saved_trace) in before.tasks.items():
+        if type(task) is not cls:
+            problems.append(f"task {name!r}: class {cls!r} -> {type(task)!r}")
+        trace = task.__dict__.get("__trace__")
+        if trace is not saved_trace:
+            problems.append(f"task {name!r}: __trace__ {saved_trace!r} -> {trace!r}")
+    for app, name, task in _all_tasks():
+        if "__celerybase_original__" in type(task).__dict__:
+            problems.append(
+                f"task {name!r} of app {app.main!r} still has the recording class {type(task)!r}"
+            )
+    new_threads = [t for t in after.threads - before.threads if t.is_alive()]
+    if new_threads:
+        problems.append(
+            "non-daemon threads started by the test still running: "
+            + ", ".join(sorted(t.name for t in new_threads))
+        )
+    return problems
+
+
+def _all_tasks() -> Iterator[tuple[Any, str, Any]]:
+    from celery import _state
+
+    for app in list(_state._get_active_apps()):
+        for name, task in list(app._tasks.items()):
+            yield app, name, task
+
+
+def restore(before: Snapshot) -> None:
+    """Put back what :func:`take` saw, so one leak does not fail every later test."""
+    from celery import _state
+    from celery.app import trace
+
+    v = before.values
+    for attr in _TRACE_ATTRS:
+        setattr(trace, attr, v[f"celery.app.trace.{attr}"])
+    for name, module in list(sys.modules.items()):
+        if name.startswith("celery") and module is not None and name != trace.__name__:
+            for attr in _TRACE_ATTRS:
+                key = f"{name}.{attr}"
+                if key in before.bound:
+                    setattr(module, attr, before.bound[key])
+                elif getattr(module.__dict__.get(attr), "__module__", "") == _RECORDER:
+                    setattr(module, attr, v[f"celery.app.trace.{attr}"])
+    _state._tls.current_app = v["current app"]
+    _state.set_default_app(v["default app"])
+    _state._on_app_finalizers.clear()
+    _state._on_app_finalizers.update(v["celery._state._on_app_finalizers"])
+    bindings = _bindings_module()
+    if bindings is not None and "pytest_celerybase._bindings" in v:
+        bindings.restore(v["pytest_celerybase._bindings"])
+    adapter = _http_adapter()
+    if adapter is not None and "requests.adapters.HTTPAdapter.send" in v:
+        adapter.send = v["requests.adapters.HTTPAdapter.send"]
+    default_mock = _responses_default_mock()
+    if default_mock is not None and "responses default mock patcher" in v:
+        default_mock._patcher = v["responses default mock patcher"]
+    for task, cls, saved_trace in before.tasks.values():
+        if type(task) is not cls:
+            task.__class__ = cls
+        task.__dict__["__trace__"] = saved_trace
+        if saved_trace is None:
+            task.__dict__.pop("__trace__", None)
+    for _, _, task in _all_tasks():
+        original = type(task).__dict__.get("__celerybase_original__")
+        if original is not None:
+            task.__class__ = original
+
+
+def _wait_for_threads(before: Snapshot) -> None:
+    deadline = time.monotonic() + _THREAD_GRACE
+    for thread in threading.enumerate():
+        if thread.daemon or thread in before.threads:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _check(before: Snapshot, wait: Callable[[Snapshot], None] = _wait_for_threads) -> list[str]:
+    after = take()
+    if after.threads - before.threads:
+        wait(before)
+        after = take()
+    problems = compare(before, after)
+    if problems:
+        restore(before)
+    return problems
+
+
+# -- pytest hooks ------------------------------------------------------------------------
+_DEFERRED = pytest.StashKey[list[tuple[str, Snapshot]]]()
+_HEADER = "leak guard: {nodeid} left global state changed (after teardown):"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_DEFERRED] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    # Celery creates its fallback default app on first use: do that before the snapshot
+    # so the first test touching ``current_app`` is not blamed for it.
+    from celery import _state
+
+    _state.get_current_app()
+    before = take()
+    try:
+        result = yield
+    except BaseException:
+        # Interrupted: the fixtures are torn down at session end; check then.
+        item.config.stash[_DEFERRED].append((item.nodeid, before))
+        raise
+    problems = _check(before)
+    if problems:
+        _report(item, problems)
+    return result
+
+
+def _report(item: pytest.Item, problems: list[str]) -> None:
+    message = "\n".join([_HEADER.format(nodeid=item.nodeid), *(f"  - {p}" for p in problems)])
+    report = pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords=dict.fromkeys(item.keywords, 1),
+        outcome="failed",
+        longrepr=message,
+        when="teardown",
+        sections=[],
+        duration=0.0,
+        start=time.time(),
+        stop=time.time(),
+        user_properties=[],
+    )
+    item.ihook.pytest_runtest_logreport(report=report)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    result = yield  # the runner tears down what interrupted tests left set up
+    deferred = session.config.stash.get(_DEFERRED, [])
+    lines: list[str] = []
+    for nodeid, before in deferred:
+        problems = _check(before)
+        if problems:
+            lines.append(_HEADER.format(nodeid=nodeid))
+            lines.extend(f"  - {p}" for p in problems)
+        else:
+            lines.append(f"leak guard: {nodeid} was interrupted; state restored")
+    deferred.clear()
+    if lines:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for line in lines:
+            if reporter is not None:
+                reporter.write_line(line)
+            else:  # pragma: no cover - -p no:terminal
+                print(line, file=sys.stderr)
+        if any(line.startswith("leak guard:") and "changed" in line for line in lines):
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result

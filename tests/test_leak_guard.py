@@ -1,0 +1,287 @@
+"""The plugin restores global state however a test ends; the leak guard proves it.
+
+Each inner session loads ``tests.leak_guard``: any difference after a test (task classes,
+tracer, apps, bindings, responses, fake Redis) would add an ``ERROR at teardown`` with
+the text ``leak guard:``, so the expected outcomes below carry no errors.
+"""
+
+from __future__ import annotations
+
+# Imported here so pytester's sys.modules snapshot keeps them between in-process runs
+# (each inner session would otherwise import them afresh: seconds per test).
+import fakeredis  # noqa: F401
+import pytest
+import requests  # noqa: F401
+import responses  # noqa: F401
+import sqlalchemy  # noqa: F401
+
+import pytest_celerybase._resource_fixtures
+import pytest_celerybase.bases.sinks
+import pytest_celerybase.plugin
+from tests import leak_guard
+from tests.conftest import RunPytest, _celery_globals_restored
+
+# The resource fixtures, for as long as the plugin does not re-export them itself.
+RESOURCES = (
+    []
+    if hasattr(pytest_celerybase.plugin, "sqlite_engine")
+    else ["-p", "pytest_celerybase._resource_fixtures"]
+)
+
+USES_EVERYTHING = '''
+import signal, time
+import pytest
+import requests
+from celery import Task, current_app
+from pytest_celerybase import assert_hooks_called
+
+class Custom(Task):
+    def after_return(self, *args):
+        pass
+
+def use_everything(app, engine=None, stub=None, redis=None):
+    """Build tracers, instrument classes, patch HTTP, bind resources."""
+    @app.task(base=Custom, name="guard.work")
+    def work(x):
+        if x < 0:
+            raise ValueError(x)
+        return x
+    work.delay(1); work.delay(-1)
+    assert current_app._get_current_object() is app
+    if stub is not None:
+        stub.get("http://svc.invalid/x", json={"ok": True})
+        assert requests.get("http://svc.invalid/x").json() == {"ok": True}
+    if redis is not None:
+        redis.set("k", 1)
+    if engine is not None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("select 1")
+    return work
+'''
+
+
+def _run_guarded(run: RunPytest, *args: str) -> pytest.RunResult:
+    return run("-p", "tests.leak_guard", *RESOURCES, "-p", "no:cacheprovider", *args)
+
+
+def _assert_no_leak(result: pytest.RunResult) -> None:
+    result.stdout.no_fnmatch_line("*leak guard:*changed*")
+    result.stdout.no_fnmatch_line("*ERROR at teardown*")
+
+
+def test_restored_after_a_failing_test(pytester: pytest.Pytester, run: RunPytest) -> None:
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+def test_1_fails(eager_app, sqlite_engine, http_stub, fake_redis, metrics_sink, mocker):
+    work = use_everything(eager_app, sqlite_engine, http_stub, fake_redis)
+    mocker.spy(work, "on_success")
+    assert_hooks_called(work, ["before_start"])  # fails
+
+def test_2_propagating_failure(eager_app, mocker):
+    eager_app.conf.task_eager_propagates = True
+    work = use_everything(eager_app)
+    raise AssertionError("the test itself fails")
+"""
+    )
+    result = _run_guarded(run)
+    result.assert_outcomes(failed=2)
+    _assert_no_leak(result)
+
+
+def test_restored_when_a_fixture_raises_mid_setup(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+@pytest.fixture
+def half_built(eager_app, sqlite_engine, http_stub, fake_redis, metrics_sink):
+    use_everything(eager_app, sqlite_engine, http_stub, fake_redis)
+    raise ConnectionError("fixture fails after the resources were bound")
+
+@pytest.fixture
+def breaks_in_teardown(eager_app, fake_redis):
+    use_everything(eager_app, redis=fake_redis)
+    yield
+    raise RuntimeError("teardown fails")
+
+def test_1_setup_error(half_built, mocker):
+    pass
+
+def test_2_teardown_error(breaks_in_teardown, sqlite_engine):
+    pass
+
+def test_3_next_test_is_clean(eager_app):
+    work = use_everything(eager_app)
+    assert_hooks_called(work, ["before_start", "on_success", "after_return",
+                               "before_start", "on_failure", "after_return"])
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*ERROR at setup of test_1_setup_error*",
+            "*ERROR at teardown of test_2_teardown_error*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*leak guard:*changed*")
+
+
+def test_restored_after_a_timeout(pytester: pytest.Pytester, run: RunPytest) -> None:
+    # pytest-timeout's default method on POSIX ("signal") raises pytest.fail() from a
+    # SIGALRM handler wherever the test is; this does the same without the dependency
+    # (its "thread" method os._exit()s the whole process: nothing left to restore).
+    # The alarm fires inside the task body, i.e. between before_start and the outcome
+    # hooks, with the recorder's wrappers installed and the task class swapped.
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+@pytest.fixture
+def timeout():
+    def on_alarm(signum, frame):
+        pytest.fail("Timeout >0.2s", pytrace=False)
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+def test_1_times_out_inside_a_task(eager_app, sqlite_engine, http_stub, fake_redis, timeout):
+    use_everything(eager_app, sqlite_engine, http_stub, fake_redis)
+    @eager_app.task(base=Custom)
+    def slow():
+        time.sleep(5)
+    slow.delay()
+
+def test_2_next_test_is_clean(eager_app):
+    work = use_everything(eager_app)
+    assert_hooks_called(work, ["before_start", "on_success", "after_return",
+                               "before_start", "on_failure", "after_return"])
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*Timeout >0.2s*"])
+    _assert_no_leak(result)
+
+
+def test_restored_when_the_session_is_interrupted(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # KeyboardInterrupt (Ctrl-C) and pytest.exit() abort the run protocol: pytest tears
+    # the fixtures down at session end, and the guard checks then.
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+def test_interrupted(eager_app, sqlite_engine, http_stub, fake_redis, metrics_sink):
+    use_everything(eager_app, sqlite_engine, http_stub, fake_redis)
+    raise KeyboardInterrupt
+
+def test_never_runs():
+    pass
+"""
+    )
+    before = leak_guard.take()
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with _celery_globals_restored():
+        # no_reraise_ctrlc: the inner Ctrl-C must not interrupt this (outer) session
+        result = pytester.runpytest_inprocess(
+            "-p",
+            "celerybase",
+            "-p",
+            "tests.leak_guard",
+            *RESOURCES,
+            "-p",
+            "no:cacheprovider",
+            no_reraise_ctrlc=True,
+        )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["leak guard: *test_interrupted was interrupted; state restored"])
+    _assert_no_leak(result)
+    assert leak_guard.compare(before, leak_guard.take()) == []
+
+
+def test_pytest_exit_in_a_fixture(pytester: pytest.Pytester, run: RunPytest) -> None:
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+@pytest.fixture
+def bail_out(eager_app, fake_redis):
+    use_everything(eager_app, redis=fake_redis)
+    pytest.exit("stop here", returncode=3)
+
+def test_it(bail_out):
+    pass
+"""
+    )
+    result = _run_guarded(run)
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(["leak guard: *test_it was interrupted; state restored"])
+    _assert_no_leak(result)
+
+
+def test_guard_reports_a_real_leak_with_the_node_id(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # What the guard would say if the plugin (or a test) leaked; the next test is clean.
+    pytester.makepyfile(
+        """
+import celery.app.trace as trace
+from celery import Celery, _state
+from pytest_celerybase import _bindings
+
+def test_1_leaks_a_binding_and_the_tracer():
+    _bindings.push(_bindings.REDIS, object())
+    trace.build_tracer = lambda *a, **k: None
+
+def test_2_leaks_the_current_app():
+    Celery("stray").set_current()
+
+def test_3_clean():
+    assert _bindings.current(_bindings.REDIS) is None
+    assert trace.build_tracer.__name__ == "build_tracer"
+    assert _state.get_current_app().main != "stray"
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_1_leaks_a_binding_and_the_tracer*",
+            "leak guard: test_guard_reports_a_real_leak_with_the_node_id.py::"
+            "test_1_leaks_a_binding_and_the_tracer left global state changed (after teardown):",
+            "  - celery.app.trace.build_tracer: <function *build_tracer*> -> <function*<lambda>*>",
+            "  - pytest_celerybase._bindings: redis: () -> (Token(key=BindingKey(name='redis')*",
+            "*ERROR at teardown of test_2_leaks_the_current_app*",
+            "  - current app: * -> <Celery stray*>",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_guard_sees_a_task_class_left_swapped(pytester: pytest.Pytester, run: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+from celery import Celery
+
+app = Celery("proj", set_as_current=False)
+
+@app.task(shared=False)
+def job():
+    return 1
+
+class Other(type(job._get_current_object())):
+    pass
+
+def test_swaps_the_class():
+    job._get_current_object().__class__ = Other
+
+def test_restored():
+    assert type(job._get_current_object()) is not Other
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["  - task '*.job': class <class *> -> <class *Other*>"])
