@@ -12,8 +12,7 @@ seed="${1:-${RELIABILITY_SEED:-$(python -c 'import random; print(random.randrang
 unset PYTEST_DISABLE_PLUGIN_AUTOLOAD PYTEST_ADDOPTS
 
 echo "== random order, seed $seed (reproduce: .ci/reliability.sh $seed)"
-python -m pytest -q -p randomly -p "randomly_seed=$seed" 2>/dev/null \
-    || python -m pytest -q -p randomly --randomly-seed="$seed"
+python -m pytest -q -p randomly --randomly-seed="$seed"
 python -m pytest -q -p celerybase -p randomly --randomly-seed="$seed" examples
 
 echo "== xdist, 2 workers"

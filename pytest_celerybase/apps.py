@@ -108,6 +108,7 @@ def isolated_app(
     saved_finalizers = set(_state._on_app_finalizers)
     saved_default = _state.default_app
     saved_current = getattr(_state._tls, "current_app", None)
+    saved_join_will_block = _state.task_join_will_block()
     own_app = app is None
     restore_project: Any = None
     if app is None:
@@ -121,6 +122,10 @@ def isolated_app(
         yield app
     finally:
         _state._tls.current_app = saved_current
+        # Eager delay() sets Celery's process-global "inside a task" flag around apply()
+        # without a lock: threads calling tasks at once can leave it set, and every later
+        # result.get() would raise "Never call result.get() within a task!".
+        _state._set_task_join_will_block(saved_join_will_block)
         _state.set_default_app(saved_default)
         _state._on_app_finalizers.clear()
         _state._on_app_finalizers.update(saved_finalizers)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from pytest_celerybase.recorder import HOOKS, HookCall, HookRecorder, current_recorder
@@ -106,8 +107,14 @@ def _check_known_name(name: str) -> None:
     )
 
 
-def _check_hooks(hooks: Any, *, argname: str = "hooks") -> list[str]:
+def _check_hooks(hooks: Any, *, argname: str = "hooks", ordered: bool = True) -> list[str]:
     __tracebackhide__ = True
+    if ordered and isinstance(hooks, (AbstractSet, Mapping)):
+        # A set has no order: the comparison would depend on string hashing.
+        raise TypeError(
+            f"{argname} must be a list of hook names in call order, got a "
+            f"{type(hooks).__name__} {hooks!r}, which has no order; write a list"
+        )
     if isinstance(hooks, str):
         raise TypeError(
             f"{argname} must be a list of hook names, got the str {hooks!r}; write [{hooks!r}]"
@@ -199,7 +206,7 @@ def assert_hooks_not_called(
 ) -> None:
     """Assert none of ``hooks`` (default: no hook at all) was recorded for ``task``."""
     __tracebackhide__ = True
-    forbidden = list(HOOKS) if hooks is None else _check_hooks(hooks)
+    forbidden = list(HOOKS) if hooks is None else _check_hooks(hooks, ordered=False)
     target = _resolve(task, task_id)
     recorder = current_recorder()
     _settle(recorder, target)

@@ -11,12 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_celerybase._resource_fixtures import *  # noqa: F403 - fixtures, pytest-django style
+from pytest_celerybase._resource_fixtures import HTTP_STUB_MARKER
+from pytest_celerybase._resource_fixtures import __all__ as _resource_fixtures
+from pytest_celerybase._worker_fixtures import *  # noqa: F403
+from pytest_celerybase._worker_fixtures import __all__ as _worker_fixtures
 from pytest_celerybase.recorder import HookRecorder, activate, deactivate
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["celerybase_config", "eager_app", "hook_recorder"]
+__all__ = [
+    "celerybase_config",
+    "eager_app",
+    "hook_recorder",
+    *_resource_fixtures,
+    *_worker_fixtures,
+]
 
 _RECORDER = pytest.StashKey[HookRecorder]()
 _DEFAULT_WAIT_TIMEOUT = 10.0
@@ -42,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "celerybase(**settings): Celery settings for this test's eager_app/live_worker, "
         "merged over the celerybase_config fixture (closest marker wins).",
     )
+    config.addinivalue_line("markers", HTTP_STUB_MARKER)
 
 
 def _wait_timeout(config: pytest.Config) -> float:

@@ -118,6 +118,10 @@ class HookRecorder:
         self._cond = threading.Condition()
         self._in_flight: dict[str, int] = {}  # task id -> executions running or queued
         self._names_by_id: dict[str, str] = {}
+        # thread -> task ids counted in flight when their publication began, not yet
+        # confirmed sent (after_task_publish): counting at the start matters because a
+        # worker can run and finish the task before the publishing thread is told it sent.
+        self._unconfirmed: dict[int, list[str]] = {}
         self._worker_names_source: Callable[[], Any] | None = None
         self._worker_task_names: set[str] = set()
         # task -> (original class, saved __trace__) for tasks instrumented under this recorder
@@ -183,6 +187,7 @@ class HookRecorder:
         """
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
         with self._cond:
+            self._drop_unconfirmed()
             while True:
                 busy = [
                     tid
@@ -198,10 +203,32 @@ class HookRecorder:
                     return False
                 self._cond.wait(remaining)
 
+    def _publishing(self, task_id: str, name: str) -> None:
+        with self._cond:
+            self._drop_unconfirmed()
+            if self._is_worker_task(name):
+                self._in_flight[task_id] = self._in_flight.get(task_id, 0) + 1
+                self._names_by_id[task_id] = name
+                self._unconfirmed.setdefault(threading.get_ident(), []).append(task_id)
+
+    def _drop_unconfirmed(self) -> None:
+        # This thread's publications still unconfirmed failed (e.g. EncodeError): a
+        # thread publishes one message at a time.  Called with self._cond held.
+        for task_id in self._unconfirmed.pop(threading.get_ident(), []):
+            n = self._in_flight.get(task_id, 0) - 1
+            if n <= 0:
+                self._in_flight.pop(task_id, None)
+            else:
+                self._in_flight[task_id] = n
+            self._cond.notify_all()
+
     def _mark_published(self, task_id: str, name: str) -> None:
         with self._cond:
             self.published.append(_Publication(task_id, name))
-            if self._is_worker_task(name):
+            pending = self._unconfirmed.get(threading.get_ident())
+            if pending and task_id in pending:
+                pending.remove(task_id)  # counted when it began (_publishing)
+            elif self._is_worker_task(name):
                 self._in_flight[task_id] = self._in_flight.get(task_id, 0) + 1
                 self._names_by_id[task_id] = name
 
@@ -234,6 +261,9 @@ _recording_classes: set[type] = set()  # generated subclasses currently swapped 
 _patches: list[tuple[Any, str, Any]] = []  # (module, attribute, original) while installed
 _guard = threading.local()  # re-entrancy guard for instance-level hook overrides
 _current_thread = threading.current_thread
+# Keys of the instance-level override wrappers running now, in any thread: while it is
+# empty no thread has a guard set, so the hot path skips the thread-local lookup.
+_overriding: list[tuple[int, str]] = []
 
 
 def current_recorder() -> HookRecorder:
@@ -294,10 +324,14 @@ def _install() -> None:
     consumer = sys.modules.get("celery.worker.consumer.consumer")
     if consumer is not None and getattr(consumer, "build_tracer", None) is original_build:
         _patch(consumer, "build_tracer", trace.build_tracer)
+    signals.before_task_publish.connect(
+        _on_before_publish, weak=False, dispatch_uid=_BEFORE_DISPATCH_UID
+    )
     signals.after_task_publish.connect(_on_publish, weak=False, dispatch_uid=_DISPATCH_UID)
 
 
 _DISPATCH_UID = "pytest_celerybase.recorder.publish"
+_BEFORE_DISPATCH_UID = "pytest_celerybase.recorder.before_publish"
 
 
 def _patch(module: Any, name: str, value: Any) -> None:
@@ -310,6 +344,7 @@ def _uninstall() -> None:
     from celery.app import trace
 
     signals.after_task_publish.disconnect(dispatch_uid=_DISPATCH_UID)
+    signals.before_task_publish.disconnect(dispatch_uid=_BEFORE_DISPATCH_UID)
     wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
     originals: dict[str, Any] = {}
     while _patches:
@@ -328,15 +363,26 @@ def _uninstall() -> None:
 
 
 def _on_publish(sender: Any = None, headers: Any = None, body: Any = None, **_: Any) -> None:
-    if not _stack:
-        return
+    task_id = _task_id_of(headers, body)
+    if _stack and task_id is not None:
+        _stack[-1]._mark_published(task_id, str(sender))
+
+
+def _on_before_publish(
+    sender: Any = None, headers: Any = None, body: Any = None, **_: Any
+) -> None:
+    task_id = _task_id_of(headers, body)
+    if _stack and task_id is not None:
+        _stack[-1]._publishing(task_id, str(sender))
+
+
+def _task_id_of(headers: Any, body: Any) -> str | None:
     task_id = None
     if isinstance(headers, dict):
         task_id = headers.get("id")
     if task_id is None and isinstance(body, dict):  # task protocol 1
         task_id = body.get("id")
-    if task_id is not None:
-        _stack[-1]._mark_published(str(task_id), str(sender))
+    return None if task_id is None else str(task_id)
 
 
 def _make_build_tracer(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -452,14 +498,13 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("arity", "fast", "hook", "owner", "params")
+    __slots__ = ("hook", "owner", "params", "plain")
 
     def __init__(self, hook: str, owner: type) -> None:
         self.hook = hook
         self.owner = owner
         self.params = _HOOK_PARAMS[hook]
-        self.arity = _HOOK_ARITY[hook]
-        self.fast = _FAST_RECORDS[hook]
+        self.plain = _PLAIN_WRAPPERS[hook]
 
     def __get__(self, task: Any, objtype: Any = None) -> Any:
         if task is None:
@@ -468,21 +513,7 @@ class _HookDescriptor:
         override = task.__dict__.get(hook, _MISSING)
         if override is _MISSING:
             inner = getattr(super(self.owner, task), hook)
-            arity, fast = self.arity, self.fast
-
-            def recorded(*args: Any, **kwargs: Any) -> Any:
-                # _record inlined for the way Celery calls hooks (positionally): this
-                # runs for every hook of every task while recording.
-                if _stack and not kwargs and len(args) == arity:
-                    active = _guard.__dict__.get("active")
-                    if not active or (id(task), hook) not in active:
-                        _stack[-1].calls.append(
-                            fast(hook, str(task.name), args, _current_thread().name)
-                        )
-                else:
-                    _record(hook, task, args, kwargs)
-                return inner(*args, **kwargs)
-
+            recorded = self.plain(hook, task, inner)
         else:
             inner = override
             key = (id(task), hook)
@@ -494,11 +525,13 @@ class _HookDescriptor:
                 if key in active:
                     return inner(*args, **kwargs)
                 _record(hook, task, args, kwargs)
+                _overriding.append(key)
                 active.add(key)
                 try:
                     return inner(*args, **kwargs)
                 finally:
                     active.discard(key)
+                    _overriding.remove(key)
 
         recorded.__wrapped__ = inner  # type: ignore[attr-defined]
         recorded.__name__ = hook
@@ -518,61 +551,105 @@ def _record(hook: str, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]
     stack = _stack
     if not stack:
         return
-    active = _guard.__dict__.get("active")
-    if active and (id(task), hook) in active:
-        return
-    if not kwargs and len(args) == _HOOK_ARITY[hook]:
-        # Celery calls every hook positionally: build the record without a dict.
-        call = _FAST_RECORDS[hook](hook, str(task.name), args, _current_thread().name)
-    else:
-        call = _record_general(hook, task, args, kwargs)
-    stack[-1].calls.append(call)
-
-
-def _record_general(
-    hook: str, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> HookCall:
+    if _overriding:
+        active = _guard.__dict__.get("active")
+        if active and (id(task), hook) in active:
+            return
     params = _HOOK_PARAMS[hook]
     values = dict(zip(params, args, strict=False))
     values.update(kwargs)
     task_id = values.get("task_id")
-    return HookCall(
-        hook,
-        str(task.name),
-        None if task_id is None else str(task_id),
-        values.get("args"),
-        values.get("kwargs"),
-        values.get("retval"),
-        values.get("exc"),
-        values.get("status"),
-        values.get("einfo"),
-        threading.current_thread().name,
+    stack[-1].calls.append(
+        HookCall(
+            hook,
+            str(task.name),
+            None if task_id is None else str(task_id),
+            values.get("args"),
+            values.get("kwargs"),
+            values.get("retval"),
+            values.get("exc"),
+            values.get("status"),
+            values.get("einfo"),
+            threading.current_thread().name,
+        )
     )
 
 
-_HOOK_ARITY: dict[str, int] = {hook: len(params) for hook, params in _HOOK_PARAMS.items()}
+# The recording wrappers of hooks with no instance-level override, one factory per hook:
+# they run for every hook call of every task while recording, so the common case (Celery
+# calls hooks positionally) builds its HookCall inline; anything else goes to _record.
+# Each equals ``_record(hook, task, args, kwargs); return inner(*args, **kwargs)``.
+_Wrapper = Callable[..., Any]
 
-# Positional fast paths, one per hook, laid out as _HOOK_PARAMS: (hook, task name, the
-# positional arguments, thread name) -> HookCall.  Equivalent to _record_general.
-_FastRecord = Callable[[str, str, tuple[Any, ...], str], HookCall]
-_FAST_RECORDS: dict[str, _FastRecord] = {
-    # (task_id, args, kwargs)
-    "before_start": lambda h, n, a, t: HookCall(
-        h, n, None if a[0] is None else str(a[0]), a[1], a[2], None, None, None, None, t
-    ),
-    # (retval, task_id, args, kwargs)
-    "on_success": lambda h, n, a, t: HookCall(
-        h, n, None if a[1] is None else str(a[1]), a[2], a[3], a[0], None, None, None, t
-    ),
-    # (exc, task_id, args, kwargs, einfo)
-    "on_failure": lambda h, n, a, t: HookCall(
-        h, n, None if a[1] is None else str(a[1]), a[2], a[3], None, a[0], None, a[4], t
-    ),
-    "on_retry": lambda h, n, a, t: HookCall(
-        h, n, None if a[1] is None else str(a[1]), a[2], a[3], None, a[0], None, a[4], t
-    ),
-    # (status, retval, task_id, args, kwargs, einfo)
-    "after_return": lambda h, n, a, t: HookCall(
-        h, n, None if a[2] is None else str(a[2]), a[3], a[4], a[1], None, a[0], a[5], t
-    ),
+
+def _wrap_before_start(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        # (task_id, args, kwargs)
+        if kwargs or len(args) != 3 or _overriding or not _stack:
+            _record(hook, task, args, kwargs)
+        else:
+            tid = args[0]
+            _stack[-1].calls.append(HookCall(
+                hook, str(task.name), None if tid is None else str(tid),
+                args[1], args[2], None, None, None, None, _current_thread().name,
+            ))  # fmt: skip
+        return inner(*args, **kwargs)
+
+    return recorded
+
+
+def _wrap_on_success(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        # (retval, task_id, args, kwargs)
+        if kwargs or len(args) != 4 or _overriding or not _stack:
+            _record(hook, task, args, kwargs)
+        else:
+            tid = args[1]
+            _stack[-1].calls.append(HookCall(
+                hook, str(task.name), None if tid is None else str(tid),
+                args[2], args[3], args[0], None, None, None, _current_thread().name,
+            ))  # fmt: skip
+        return inner(*args, **kwargs)
+
+    return recorded
+
+
+def _wrap_on_failure_or_retry(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        # (exc, task_id, args, kwargs, einfo)
+        if kwargs or len(args) != 5 or _overriding or not _stack:
+            _record(hook, task, args, kwargs)
+        else:
+            tid = args[1]
+            _stack[-1].calls.append(HookCall(
+                hook, str(task.name), None if tid is None else str(tid),
+                args[2], args[3], None, args[0], None, args[4], _current_thread().name,
+            ))  # fmt: skip
+        return inner(*args, **kwargs)
+
+    return recorded
+
+
+def _wrap_after_return(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        # (status, retval, task_id, args, kwargs, einfo)
+        if kwargs or len(args) != 6 or _overriding or not _stack:
+            _record(hook, task, args, kwargs)
+        else:
+            tid = args[2]
+            _stack[-1].calls.append(HookCall(
+                hook, str(task.name), None if tid is None else str(tid),
+                args[3], args[4], args[1], None, args[0], args[5], _current_thread().name,
+            ))  # fmt: skip
+        return inner(*args, **kwargs)
+
+    return recorded
+
+
+_PLAIN_WRAPPERS: dict[str, Callable[[str, Any, _Wrapper], _Wrapper]] = {
+    "before_start": _wrap_before_start,
+    "on_success": _wrap_on_success,
+    "on_failure": _wrap_on_failure_or_retry,
+    "on_retry": _wrap_on_failure_or_retry,
+    "after_return": _wrap_after_return,
 }

@@ -10,12 +10,13 @@ after teardown:
   task anywhere still has a recording subclass;
 * ``celery.app.trace.build_tracer``/``trace_task`` and every copy of them bound in a
   ``celery.*`` module (the worker's consumer binds ``build_tracer`` at import);
-* the current and default app and Celery's shared-task finalizers;
+* the current and default app, Celery's shared-task finalizers and its "inside a
+  worker" flag (``result.get()`` refuses to block when set);
 * the recorder's own globals (recorder stack, patches, recording classes, publish signal);
 * the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
-* the worker's shutdown flags and non-daemon threads started by the test.
+* the worker's shutdown flags, and threads started by the test (live workers).
 
 A difference is reported as an extra failing *teardown* report of the offending test
 (so its node id is shown, the run fails, and it works under xdist), then the state is
@@ -69,6 +70,8 @@ def take() -> Snapshot:
     v["current app"] = getattr(_state._tls, "current_app", None)
     v["default app"] = _state.default_app
     v["celery._state._on_app_finalizers"] = frozenset(_state._on_app_finalizers)
+    # set by a worker pool in this process: result.get() then refuses to block
+    v["celery._state._task_join_will_block"] = _state._task_join_will_block
     v["recorder._stack"] = tuple(recorder._stack)
     v["recorder._patches"] = tuple(recorder._patches)
     v["recorder._recording_classes"] = frozenset(recorder._recording_classes)
@@ -92,7 +95,7 @@ def take() -> Snapshot:
     for app in snap.apps:
         for name, task in list(app._tasks.items()):
             snap.tasks[(id(app), name)] = (task, type(task), task.__dict__.get("__trace__"))
-    snap.threads = {t for t in threading.enumerate() if not t.daemon}
+    snap.threads = set(threading.enumerate())
     for name, module in list(sys.modules.items()):
         if name.startswith("celery") and module is not None and name != trace.__name__:
             for attr in _TRACE_ATTRS:
@@ -183,7 +186,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
     new_threads = [t for t in after.threads - before.threads if t.is_alive()]
     if new_threads:
         problems.append(
-            "non-daemon threads started by the test still running: "
+            "threads started by the test still running: "
             + ", ".join(sorted(t.name for t in new_threads))
         )
     return problems
@@ -217,6 +220,7 @@ def restore(before: Snapshot) -> None:
     _state.set_default_app(v["default app"])
     _state._on_app_finalizers.clear()
     _state._on_app_finalizers.update(v["celery._state._on_app_finalizers"])
+    _state._set_task_join_will_block(v["celery._state._task_join_will_block"])
     bindings = _bindings_module()
     if bindings is not None and "pytest_celerybase._bindings" in v:
         bindings.restore(v["pytest_celerybase._bindings"])
@@ -241,7 +245,7 @@ def restore(before: Snapshot) -> None:
 def _wait_for_threads(before: Snapshot) -> None:
     deadline = time.monotonic() + _THREAD_GRACE
     for thread in threading.enumerate():
-        if thread.daemon or thread in before.threads:
+        if thread in before.threads:
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,7 +28,41 @@ def greet(eager_app: Any) -> Any:
     return greet
 
 
-def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, Any, str]]:
+class Captured(logging.Handler):
+    """The task logger's records, whatever the global logging config.
+
+    A Celery worker set up in the same process (celery.contrib.testing) configures
+    ``celery.task`` not to propagate, so root-level capture (caplog) would miss them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(record.getMessage() for record in self.records)
+
+
+@pytest.fixture
+def caplog() -> Iterator[Captured]:
+    """Shadows pytest's caplog in this module: records of the task logger only."""
+    handler = Captured()
+    logger = LoggingTask.task_logger
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not the attribute: it clears level caches
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _lines(caplog: Captured) -> list[tuple[int, str, Any, str]]:
     return [
         (r.levelno, r.celery_status, r.celery_duration, r.celery_task_id)
         for r in caplog.records
@@ -35,12 +70,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, Any, str]]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _capture(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER)
-
-
-def test_success_logs_each_hook(greet: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_success_logs_each_hook(greet: Any, caplog: Captured) -> None:
     result = greet.delay("zoe")  # not hex: can't turn up inside a task id
 
     assert result.get() == "hello zoe"
@@ -57,9 +87,7 @@ def test_success_logs_each_hook(greet: Any, caplog: pytest.LogCaptureFixture) ->
     assert "zoe" not in caplog.text  # arguments are not logged by default
 
 
-def test_failure_logs_an_error_with_the_exception(
-    greet: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_failure_logs_an_error_with_the_exception(greet: Any, caplog: Captured) -> None:
     assert greet.delay("").failed()
 
     assert_hooks_called(greet, ["before_start", "on_failure", "after_return"])
@@ -71,7 +99,7 @@ def test_failure_logs_an_error_with_the_exception(
     assert "failed: ValueError: empty name" in caplog.text
 
 
-def test_retry_logs_a_warning_per_attempt(greet: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_retry_logs_a_warning_per_attempt(greet: Any, caplog: Captured) -> None:
     assert greet.delay("later").get() == "hello later"
 
     assert_hooks_called(
@@ -87,7 +115,7 @@ def test_retry_logs_a_warning_per_attempt(greet: Any, caplog: pytest.LogCaptureF
     assert "will retry: ConnectionError: mail server busy" in caplog.text
 
 
-def test_arguments_are_logged_on_request(eager_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_arguments_are_logged_on_request(eager_app: Any, caplog: Captured) -> None:
     @eager_app.task(base=LoggingTask, log_arguments=True)
     def echo(word: str, *, times: int) -> str:
         return word * times
@@ -96,9 +124,7 @@ def test_arguments_are_logged_on_request(eager_app: Any, caplog: pytest.LogCaptu
     assert "started args=['ab'] kwargs={'times': 2}" in caplog.text
 
 
-def test_concurrent_executions_are_timed_separately(
-    eager_app: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_concurrent_executions_are_timed_separately(eager_app: Any, caplog: Captured) -> None:
     release = threading.Event()
     started = threading.Barrier(5, timeout=10)
 

@@ -184,7 +184,7 @@ def test_broken_sink_never_fails_the_task(
 ) -> None:
     mocker.patch.object(metrics_sink, "emit", side_effect=OSError("statsd unreachable"))
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="pytest_celerybase.bases.metrics"):
         assert work.delay().get() == "ok"
 
     assert_hooks_called(work, ["before_start", "on_success", "after_return"])

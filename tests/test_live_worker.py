@@ -23,10 +23,6 @@ from pytest_celerybase.worker import (
 )
 from tests.conftest import RunPytest
 
-# Until plugin.py re-exports the live_worker fixture (then delete this and WORKER_PLUGIN).
-pytest_plugins = ["pytest_celerybase._worker_fixtures"]
-WORKER_PLUGIN = ("-p", "pytest_celerybase._worker_fixtures")
-
 WAIT = 5.0  # bound on every wait in these tests
 REAL_BROKER = bool(os.environ.get(BROKER_URL_ENV))
 memory_only = pytest.mark.skipif(REAL_BROKER, reason="about the in-memory broker")
@@ -145,6 +141,22 @@ def test_result_get_is_allowed_in_the_test_thread(live_worker: LiveWorker) -> No
     assert add.delay(1, 2).get(timeout=WAIT) == 3
 
 
+def test_in_flight_counts_from_the_start_of_a_publication() -> None:
+    # A worker can run and finish a task before the publishing thread gets the
+    # after_task_publish signal: the task must not then count as queued forever.
+    recorder = HookRecorder()
+    recorder.watch_worker_tasks(lambda: {"t"})
+    recorder._publishing("id-1", "t")  # before_task_publish
+    recorder._execution_started("id-1", "t", False, False)
+    recorder._execution_finished("id-1")
+    recorder._mark_published("id-1", "t")  # after_task_publish, late
+    assert recorder.wait_idle(timeout=0)
+    # A publication that raised (EncodeError) is never confirmed: not in flight either.
+    recorder._publishing("id-2", "t")
+    assert recorder.wait_idle(timeout=0)
+    assert [p.task_id for p in recorder.published] == ["id-1"]
+
+
 # -- unregistered tasks --------------------------------------------------------------------
 def test_unknown_task_name_fails_clearly(live_worker: LiveWorker) -> None:
     typo = add.name[:-1]  # "...ad"
@@ -176,7 +188,7 @@ def test_it(live_worker):
     invoice.delay().get(timeout=5, interval=0.01)
 """
     )
-    result = run(*WORKER_PLUGIN)
+    result = run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -209,6 +221,25 @@ def test_start_and_stop_are_fast_and_leave_no_thread() -> None:
     assert _worker_threads() == before
     # Celery's own start_worker spends ~4 s stopping; a generous bound for slow CI.
     assert min(durations) < 0.5, durations
+
+
+def test_countdown_task_runs_and_the_timer_thread_stops_promptly() -> None:
+    before = _worker_threads()
+    app = Celery("eta", set_as_current=False)
+    app.conf.update(live_defaults())
+
+    @app.task(shared=False)
+    def later() -> str:
+        return "later"
+
+    with LiveWorker(app) as worker:
+        assert later.apply_async(countdown=0.05).get(timeout=WAIT) == "later"
+        started = time.perf_counter()
+        worker.stop()
+    # Celery's ETA timer thread idles up to 1 s before it sees a stop request.
+    assert time.perf_counter() - started < 0.5
+    assert _worker_threads() == before
+    app.close()
 
 
 def test_stop_is_bounded_when_a_task_hangs() -> None:
@@ -264,7 +295,7 @@ def test_it(live_worker):
     time.sleep(0.05)
 """
     )
-    result = run(*WORKER_PLUGIN)
+    result = run()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -311,11 +342,15 @@ def test_bad_pool(live_worker):
     )
     before = _worker_threads()
     started = time.perf_counter()
-    result = run(*WORKER_PLUGIN, "-p", "tests.leak_guard")
+    result = run("-p", "tests.leak_guard")
     elapsed = time.perf_counter() - started
     result.assert_outcomes(passed=6, failed=1, errors=1)
-    result.stdout.fnmatch_lines(["*ValueError: live_worker runs in-process, so worker_pool must "
-                                 "be one of 'solo', 'threads', got 'prefork'*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ValueError: live_worker runs in-process, so worker_pool must "
+            "be one of 'solo', 'threads', got 'prefork'*"
+        ]
+    )
     assert _worker_threads() == before
     assert elapsed < 2.0, elapsed
 
@@ -340,13 +375,15 @@ def test_unreachable_broker_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
     # kombu sleeps 2 s before its one reconnection attempt: not this test's subject.
     monkeypatch.setattr(kombu.utils.functional, "sleep", lambda seconds: None)
     app = Celery("down", set_as_current=False)
-    app.conf.update(live_defaults())
-    app.conf.broker_url = "redis://127.0.0.1:1//"
+    app.conf.update(live_defaults({}), broker_url="redis://127.0.0.1:1//")
     before = _worker_threads()
     worker = LiveWorker(app, start_timeout=WAIT)
     started = time.perf_counter()
-    with pytest.raises(WorkerStartError, match="failed to start on broker "
-                       r"'redis://127.0.0.1:1//': \w*Error: .*Connection refused"):
+    with pytest.raises(
+        WorkerStartError,
+        match="failed to start on broker "
+        r"'redis://127.0.0.1:1//': \w*Error: .*Connection refused",
+    ):
         worker.start()
     assert time.perf_counter() - started < 1.0
     assert _worker_threads() == before
@@ -420,4 +457,4 @@ def test_project_config_is_restored_after():
     assert proj_celery.app.conf.worker_pool == "prefork"
 """
     )
-    run(*WORKER_PLUGIN, "-p", "no:randomly").assert_outcomes(passed=2)
+    run("-p", "no:randomly").assert_outcomes(passed=2)

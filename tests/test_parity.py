@@ -33,7 +33,7 @@ from pytest_celerybase._parity import (
 from tests.conftest import RunPytest
 
 # Until plugin.py re-exports the live_worker fixture.
-pytest_plugins = ["pytest_celerybase._worker_fixtures"]
+
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 WAIT = 5.0  # bound on every wait: a broken worker fails the test instead of hanging it

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import redis
+from shop.tasks import price_quote
 from sqlalchemy import Engine, text
 
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import cache_key
-from shop.tasks import price_quote
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 
@@ -33,13 +34,17 @@ def test_second_quote_comes_from_the_cache(
     with sql_queries.assert_num_queries(0):
         second = price_quote.delay("tee", 3).get()
 
-    assert first == second == {
-        "sku": "tee",
-        "qty": 3,
-        "unit_cents": 2500,
-        "discount_percent": 0,
-        "total_cents": 7500,
-    }
+    assert (
+        first
+        == second
+        == {
+            "sku": "tee",
+            "qty": 3,
+            "unit_cents": 2500,
+            "discount_percent": 0,
+            "total_cents": 7500,
+        }
+    )
     assert_hooks_called(price_quote, SUCCESS * 2)
     assert 599 <= fake_redis.ttl(cache_key(price_quote.name, ("tee", 3), {})) <= 600
 
@@ -77,7 +82,10 @@ def test_redis_down_still_prices(
     mocker.patch.object(fake_redis, "get", side_effect=redis.ConnectionError("refused"))
     mocker.patch.object(fake_redis, "set", side_effect=redis.ConnectionError("refused"))
 
-    with sql_queries.assert_num_queries(2):
+    with (
+        caplog.at_level(logging.WARNING, logger="pytest_celerybase.bases.cache"),
+        sql_queries.assert_num_queries(2),
+    ):
         quotes = [price_quote.delay("mug", 2).get() for _ in range(2)]
 
     assert quotes[0] == quotes[1] and quotes[0]["total_cents"] == 2400

@@ -6,11 +6,11 @@ import smtplib
 import threading
 from typing import Any
 
+from shop.tasks import send_receipt
 from sqlalchemy import Engine, text
 
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import MemorySink
-from shop.tasks import send_receipt
 
 
 def add_orders(engine: Engine, count: int) -> list[int]:

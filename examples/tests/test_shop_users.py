@@ -7,11 +7,11 @@ from typing import Any
 
 import requests
 import responses
+from shop.tasks import sync_users
 from sqlalchemy import Engine, text
 
 from pytest_celerybase import HookRecorder, assert_hooks_called
 from pytest_celerybase.bases import MemorySink
-from shop.tasks import sync_users
 
 USERS_URL = "https://accounts.example.com/api/users?page=1"
 SUCCESS = ["before_start", "on_success", "after_return"]

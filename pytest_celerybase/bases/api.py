@@ -6,6 +6,7 @@ requests and urllib3 are imported when the first session is created, not at impo
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
@@ -30,10 +31,12 @@ def _capped_retry_class() -> type[Retry]:
 
     class CappedRetry(Retry):
         # A server may send "Retry-After: 3600"; sleeping that long would block a
-        # worker slot for an hour, so the wait is capped at backoff_max.
+        # worker slot for an hour, so the wait is capped at backoff_max (urllib3 2;
+        # urllib3 1.26 has only the class-wide DEFAULT_BACKOFF_MAX).
         def get_retry_after(self, response: Any) -> float | None:
             after = super().get_retry_after(response)
-            return None if after is None else min(after, self.backoff_max)
+            cap: float = getattr(self, "backoff_max", self.DEFAULT_BACKOFF_MAX)
+            return None if after is None else min(after, cap)
 
     return CappedRetry
 
@@ -87,17 +90,20 @@ class APIClientTask(Task):  # type: ignore[misc]
         import requests
         from requests.adapters import HTTPAdapter
 
-        retry = _capped_retry_class()(
-            total=self.api_retries,
-            backoff_factor=self.api_backoff_factor,
-            backoff_max=self.api_backoff_max,
-            status_forcelist=sorted(self.api_retry_statuses),
-            allowed_methods=sorted(self.api_retry_methods),
-            respect_retry_after_header=True,
+        retry_class = _capped_retry_class()
+        options: dict[str, Any] = {
+            "total": self.api_retries,
+            "backoff_factor": self.api_backoff_factor,
+            "status_forcelist": sorted(self.api_retry_statuses),
+            "allowed_methods": sorted(self.api_retry_methods),
+            "respect_retry_after_header": True,
             # Hand the last response back instead of raising RetryError, so the
             # caller gets raise_for_status()'s HTTPError naming the status.
-            raise_on_status=False,
-        )
+            "raise_on_status": False,
+        }
+        if "backoff_max" in inspect.signature(retry_class.__init__).parameters:
+            options["backoff_max"] = self.api_backoff_max  # urllib3 >= 2
+        retry = retry_class(**options)
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=self.api_pool_maxsize)
         session = requests.Session()
         session.mount("http://", adapter)

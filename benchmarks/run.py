@@ -1,0 +1,564 @@
+"""Measure pytest-celerybase's costs as ratios, side by side in one run, and print JSON.
+
+    python benchmarks/run.py            # full run (~3-4 min plus the live_worker part)
+    python benchmarks/run.py --quick    # fewer rounds (~1 min)
+    python benchmarks/run.py --no-live-worker   # skip the live_worker vs celery_worker part
+
+Every figure is a ratio of two things measured interleaved in the same run (this is for
+noisy shared machines: both sides see the same load), as the median over rounds.  The
+absolute values behind each ratio are under ``"absolute"``.  What is measured:
+
+* ``recorder_overhead``: ``task.apply()`` of a task on a custom base (a ``Task`` subclass
+  overriding ``before_start``/``on_success``/``on_failure``/``after_return``) inside
+  ``pytest_celerybase.recording()`` vs the same call with nothing active.  In-process:
+  blocks of calls, on and off alternating, timed with the thread's CPU clock (preemption
+  by other processes is not counted); the ratio is the median of the per-round ratios.
+  The first call of each "on" block (which instruments the task for that recorder, as the
+  first call of a test does) is inside the timing.  ``..._logging_base`` is the same with
+  the project's own ``LoggingTask`` base (hooks that do real work).
+* ``eager_app_per_test``: a pytest run of 200 tests, each using ``eager_app`` and making one
+  eager call (``add.delay(1, 2).get()``), vs a pytest run of 200 trivial tests using no
+  fixture.  Both run in subprocesses with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`` (no other
+  installed plugin adds noise); the eager run loads ``-p celerybase``, the trivial run does
+  not load it at all, so the plugin's whole per-test cost (recorder, fixture, the Celery
+  import on first use) is charged to the eager side.  The ratio is of the test-loop time
+  (``pytest_runtestloop``, i.e. every test's setup + call + teardown + pytest's per-test
+  work, measured inside the run); ``..._wall`` is the ratio of whole-process wall times
+  (interpreter + pytest start-up included, which dilutes the per-test cost).
+  ``..._trivial_with_plugin`` compares the same trivial tests with and without the
+  plugin loaded (the recorder's cost for a test that uses nothing).
+* ``live_worker_vs_celery_worker``: run by ``benchmarks/live_worker_startup.py`` (its own
+  script, invoked as a subprocess; see its docstring): median per-test cost of one
+  ``delay().get()`` through ``live_worker`` vs Celery's ``celery_app`` + ``celery_worker``.
+* ``startup``: ``pytest --collect-only`` on a small directory (3 files, 30 tests) with
+  ``-p celerybase`` vs without, both with auto-loading off; many interleaved pairs;
+  ``startup_added_ms`` is the median paired difference, the ratio the median paired ratio.
+  ``-p celery.contrib.pytest`` is measured the same way for reference.
+* ``scale``: 200 and 2,000 eager tests with the plugin; peak RSS of each run (from the
+  child's own rusage, ``os.wait4``), compared with the same numbers of trivial tests
+  without the plugin, so pytest's own per-test growth (reports kept for the summary) is
+  not blamed on the recorder; the number of ``HookCall``/``HookRecorder`` objects still
+  alive after the last test; and the 2,000 tests again under ``pytest -n 2`` (xdist) with
+  the pass counts compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+TARGETS = {
+    "recorder_overhead_ratio": 1.05,
+    "eager_app_per_test_ratio": 2.0,
+    "live_worker_vs_celery_worker_ratio": 0.05,
+    "startup_added_ms": 15.0,
+}
+
+# -- generated test directories ------------------------------------------------------------
+
+# A conftest used by the per-test and scale runs (the same in both sides of a ratio):
+# times the test loop and, after it, counts recorder objects still alive.
+TIMING_CONFTEST = '''
+import gc, json, os, sys, time
+import pytest
+
+_T = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _T["loop_s"] = time.perf_counter() - start
+
+
+def pytest_sessionfinish(session):
+    out = os.environ.get("CELERYBASE_BENCH_OUT")
+    if not out or hasattr(session.config, "workerinput"):
+        return
+    live = None
+    if "pytest_celerybase.recorder" in sys.modules:
+        gc.collect()
+        names = ("HookCall", "HookRecorder")
+        live = {n: 0 for n in names}
+        for obj in gc.get_objects():
+            name = type(obj).__name__
+            if name in live and type(obj).__module__ == "pytest_celerybase.recorder":
+                live[name] += 1
+    with open(out, "w") as f:
+        json.dump({"loop_s": _T.get("loop_s"), "live": live}, f)
+'''
+
+EAGER_HEAD = '''
+from celery import Task, shared_task
+
+
+class Base(Task):
+    """A custom base overriding the hooks (they do nothing: the recorder's worst case)."""
+
+    def before_start(self, task_id, args, kwargs):
+        pass
+
+    def on_success(self, retval, task_id, args, kwargs):
+        pass
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        pass
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        pass
+
+
+@shared_task(base=Base, name="bench.add")
+def add(x, y):
+    return x + y
+'''
+
+EAGER_TEST = '''
+
+def test_eager_{i}(eager_app):
+    assert add.delay(1, 2).get() == 3
+'''
+
+TRIVIAL_TEST = '''
+
+def test_trivial_{i}():
+    assert 1 + 2 == 3
+'''
+
+
+def _write_suite(directory: Path, kind: str, n: int, *, per_file: int = 200) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "conftest.py").write_text(TIMING_CONFTEST)
+    # An empty ini pins the rootdir here (no addopts from an enclosing project).
+    (directory / "pytest.ini").write_text("[pytest]\n")
+    for f, start in enumerate(range(0, n, per_file)):
+        stop = min(n, start + per_file)
+        if kind == "eager":
+            body = EAGER_HEAD + "".join(EAGER_TEST.format(i=i) for i in range(start, stop))
+        else:
+            body = "".join(TRIVIAL_TEST.format(i=i) for i in range(start, stop))
+        (directory / f"test_{kind}_{f:03d}.py").write_text(body)
+    return directory
+
+
+def _write_startup_dir(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pytest.ini").write_text("[pytest]\n")
+    for f in range(3):
+        (directory / f"test_small_{f}.py").write_text(
+            "".join(TRIVIAL_TEST.format(i=i) for i in range(10))
+        )
+    return directory
+
+
+# -- subprocess runner -----------------------------------------------------------------------
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra or {})
+    return env
+
+
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900
+) -> dict[str, Any]:
+    """Run ``python -m pytest *args``; wall time, peak RSS (of this child), output."""
+    cmd = [sys.executable, "-m", "pytest", *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    return {
+        "wall_s": wall,
+        "maxrss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+        "rc": proc.returncode,
+        "output": output,
+    }
+
+
+def _passed(output: str) -> int:
+    import re
+
+    m = re.search(r"(\d+) passed", output)
+    return int(m.group(1)) if m else 0
+
+
+def _check(result: dict[str, Any], what: str) -> None:
+    if result["rc"] != 0:
+        tail = "\n".join(result["output"].splitlines()[-40:])
+        raise SystemExit(f"benchmark run failed ({what}, exit {result['rc']}):\n{tail}")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+# -- 1. recorder overhead (in-process) ------------------------------------------------------
+
+
+def bench_recorder(rounds: int, calls: int) -> dict[str, Any]:
+    from celery import Task
+
+    from pytest_celerybase import recording
+    from pytest_celerybase.apps import isolated_app
+    from pytest_celerybase.bases import LoggingTask
+
+    class Base(Task):  # type: ignore[misc]
+        def before_start(self, task_id: Any, args: Any, kwargs: Any) -> None:
+            pass
+
+        def on_success(self, retval: Any, task_id: Any, args: Any, kwargs: Any) -> None:
+            pass
+
+        def on_failure(self, exc: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any) -> None:
+            pass
+
+        def after_return(
+            self, status: Any, retval: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            pass
+
+    clock = time.thread_time
+    results: dict[str, Any] = {}
+    for label, base in (("custom_base", Base), ("logging_base", LoggingTask)):
+        with isolated_app() as app:
+
+            @app.task(base=base, name=f"bench.{label}")
+            def add(x: int, y: int) -> int:
+                return x + y
+
+            for _ in range(200):  # warm up: imports, caches, the backend
+                add.apply((1, 2))
+
+            def block() -> float:
+                start = clock()
+                for _ in range(calls):
+                    add.apply((1, 2))
+                return (clock() - start) / calls
+
+            def block_recording() -> float:
+                with recording():
+                    return block()
+
+            off: list[float] = []
+            on: list[float] = []
+            ratios: list[float] = []
+            for i in range(rounds):
+                if i % 2:
+                    a = block()
+                    b = block_recording()
+                else:
+                    b = block_recording()
+                    a = block()
+                off.append(a)
+                on.append(b)
+                ratios.append(b / a)
+            results[label] = {
+                "ratio": _median(ratios),
+                "off_us": _median(off) * 1e6,
+                "on_us": _median(on) * 1e6,
+                "added_us": _median([b - a for a, b in zip(off, on, strict=True)]) * 1e6,
+            }
+    return results
+
+
+# -- 2. eager_app per-test cost ------------------------------------------------------------
+
+
+def bench_eager_app(tmp: Path, rounds: int, n: int) -> dict[str, Any]:
+    eager_dir = _write_suite(tmp / "eager_per_test", "eager", n)
+    trivial_dir = _write_suite(tmp / "trivial_per_test", "trivial", n)
+    out = tmp / "eager_per_test.json"
+    env = _env({"CELERYBASE_BENCH_OUT": str(out)})
+    common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    variants = {
+        "eager": (eager_dir, [*common, "-p", "celerybase"]),
+        "trivial": (trivial_dir, common),
+        "trivial_with_plugin": (trivial_dir, [*common, "-p", "celerybase"]),
+    }
+    loop: dict[str, list[float]] = {k: [] for k in variants}
+    wall: dict[str, list[float]] = {k: [] for k in variants}
+    order = list(variants)
+    for i in range(rounds):
+        for name in order if i % 2 == 0 else reversed(order):
+            directory, args = variants[name]
+            res = _run(args, directory, env)
+            _check(res, f"eager_app per-test: {name}")
+            assert _passed(res["output"]) == n, res["output"][-500:]
+            loop[name].append(json.loads(out.read_text())["loop_s"])
+            wall[name].append(res["wall_s"])
+    per_round = list(zip(loop["eager"], loop["trivial"], strict=True))
+    return {
+        "ratio": _median([e / t for e, t in per_round]),
+        "wall_ratio": _median(
+            [e / t for e, t in zip(wall["eager"], wall["trivial"], strict=True)]
+        ),
+        "trivial_with_plugin_ratio": _median(
+            [p / t for p, t in zip(loop["trivial_with_plugin"], loop["trivial"], strict=True)]
+        ),
+        "tests": n,
+        "rounds": rounds,
+        "loop_s": {k: _median(v) for k, v in loop.items()},
+        "wall_s": {k: _median(v) for k, v in wall.items()},
+        "per_test_ms": {k: _median(v) / n * 1e3 for k, v in loop.items()},
+    }
+
+
+# -- 3. live_worker vs celery_worker (the live-worker engineer's script) ------------------
+
+
+def bench_live_worker(quick: bool) -> dict[str, Any]:
+    script = HERE / "live_worker_startup.py"
+    if not script.exists():
+        return {"ratio": None, "note": "benchmarks/live_worker_startup.py does not exist yet"}
+    args = ["--rounds", "1" if quick else "3"]
+    if quick:
+        args += ["--live-tests", "10"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stdout + proc.stderr)[-1500:]
+        return {"ratio": None, "note": f"live_worker_startup.py failed: {tail}"}
+    data: dict[str, Any] = json.loads(lines[-1])
+    return {"ratio": data.get("ratio"), "raw": data}
+
+
+# -- 4. start-up -----------------------------------------------------------------------------
+
+
+def bench_startup(tmp: Path, pairs: int) -> dict[str, Any]:
+    directory = _write_startup_dir(tmp / "startup")
+    env = _env()
+    base = ["--collect-only", "-q", "-p", "no:cacheprovider"]
+    variants = {
+        "bare": base,
+        "celerybase": [*base, "-p", "celerybase"],
+        "celery_contrib_pytest": [*base, "-p", "celery.contrib.pytest"],
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for name, args in variants.items():  # warm the OS file cache and .pyc files
+        _check(_run(args, directory, env), f"start-up warm-up: {name}")
+    order = list(variants)
+    for i in range(pairs):
+        for name in order if i % 2 == 0 else reversed(order):
+            res = _run(variants[name], directory, env)
+            _check(res, f"start-up: {name}")
+            times[name].append(res["wall_s"])
+    out: dict[str, Any] = {"pairs": pairs}
+    for name in ("celerybase", "celery_contrib_pytest"):
+        paired = list(zip(times[name], times["bare"], strict=True))
+        out[name] = {
+            "ratio": _median([a / b for a, b in paired]),
+            "added_ms": _median([(a - b) * 1e3 for a, b in paired]),
+        }
+    out["median_ms"] = {k: _median(v) * 1e3 for k, v in times.items()}
+    return out
+
+
+# -- 5. scale ----------------------------------------------------------------------------------
+
+
+def bench_scale(tmp: Path, small: int, large: int, rounds: int) -> dict[str, Any]:
+    dirs = {
+        ("eager", small): _write_suite(tmp / f"scale_eager_{small}", "eager", small),
+        ("eager", large): _write_suite(tmp / f"scale_eager_{large}", "eager", large),
+        ("trivial", small): _write_suite(tmp / f"scale_trivial_{small}", "trivial", small),
+        ("trivial", large): _write_suite(tmp / f"scale_trivial_{large}", "trivial", large),
+    }
+    out_file = tmp / "scale.json"
+    env = _env({"CELERYBASE_BENCH_OUT": str(out_file)})
+    common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    rss: dict[tuple[str, int], list[float]] = {k: [] for k in dirs}
+    live: dict[tuple[str, int], Any] = {}
+    passed: dict[tuple[str, int], int] = {}
+    wall: dict[tuple[str, int], list[float]] = {k: [] for k in dirs}
+    for _ in range(rounds):
+        for key, directory in dirs.items():
+            args = [*common, "-p", "celerybase"] if key[0] == "eager" else common
+            res = _run(args, directory, env)
+            _check(res, f"scale: {key}")
+            rss[key].append(res["maxrss_mb"])
+            wall[key].append(res["wall_s"])
+            passed[key] = _passed(res["output"])
+            live[key] = json.loads(out_file.read_text())["live"]
+    # The same 2,000 eager tests on two xdist workers.
+    xdist_res = _run(
+        [*common, "-p", "celerybase", "-p", "xdist.plugin", "-n", "2"], dirs[("eager", large)], env
+    )
+    _check(xdist_res, "scale: xdist -n 2")
+    xdist_passed = _passed(xdist_res["output"])
+
+    rss_med = {k: _median(v) for k, v in rss.items()}
+    eager_growth = rss_med[("eager", large)] - rss_med[("eager", small)]
+    trivial_growth = rss_med[("trivial", large)] - rss_med[("trivial", small)]
+    return {
+        "passed": {f"{k[0]}_{k[1]}": v for k, v in passed.items()},
+        "xdist_n2_passed": xdist_passed,
+        "xdist_same_results": xdist_passed == passed[("eager", large)] == large,
+        "rss_ratio_eager": rss_med[("eager", large)] / rss_med[("eager", small)],
+        "rss_ratio_trivial": rss_med[("trivial", large)] / rss_med[("trivial", small)],
+        "peak_rss_mb": {f"{k[0]}_{k[1]}": v for k, v in rss_med.items()},
+        "rss_growth_mb": {"eager": eager_growth, "trivial_no_plugin": trivial_growth},
+        "rss_growth_attributable_mb": eager_growth - trivial_growth,
+        "live_recorder_objects_after_run": {f"{k[0]}_{k[1]}": v for k, v in live.items()},
+        "wall_s": {f"{k[0]}_{k[1]}": _median(v) for k, v in wall.items()},
+        "xdist_n2_wall_s": xdist_res["wall_s"],
+    }
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (~1 minute)")
+    parser.add_argument(
+        "--no-live-worker", action="store_true", help="skip live_worker vs celery_worker"
+    )
+    opts = parser.parse_args()
+    quick = opts.quick
+
+    import celery
+    import pytest
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            timings[name] = round(time.perf_counter() - t, 1)
+            print(f"[bench] {name}: {timings[name]} s", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="celerybase-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        rec = timed("recorder_overhead", bench_recorder, 12 if quick else 60, 100)
+        eager = timed("eager_app_per_test", bench_eager_app, tmp, 3 if quick else 7, 200)
+        startup = timed("startup", bench_startup, tmp, 10 if quick else 30)
+        scale = timed("scale", bench_scale, tmp, 200, 2000, 1)
+    live = (
+        {"ratio": None, "note": "skipped (--no-live-worker)"}
+        if opts.no_live_worker
+        else timed("live_worker", bench_live_worker, quick)
+    )
+
+    figures: dict[str, Any] = {
+        "recorder_overhead_ratio": _r(rec["custom_base"]["ratio"]),
+        "recorder_overhead_ratio_logging_base": _r(rec["logging_base"]["ratio"]),
+        "eager_app_per_test_ratio": _r(eager["ratio"]),
+        "eager_app_per_test_wall_ratio": _r(eager["wall_ratio"]),
+        "trivial_test_with_plugin_ratio": _r(eager["trivial_with_plugin_ratio"]),
+        "live_worker_vs_celery_worker_ratio": _r(live.get("ratio"), 4),
+        "startup_collect_only_ratio": _r(startup["celerybase"]["ratio"]),
+        "startup_added_ms": _r(startup["celerybase"]["added_ms"], 1),
+        "startup_celery_contrib_pytest_ratio": _r(startup["celery_contrib_pytest"]["ratio"]),
+        "scale_rss_ratio_2000_vs_200": _r(scale["rss_ratio_eager"]),
+        "scale_rss_ratio_2000_vs_200_trivial_no_plugin": _r(scale["rss_ratio_trivial"]),
+        "scale_xdist_n2_same_results": scale["xdist_same_results"],
+    }
+    targets = {
+        name: {
+            "target": f"<= {limit}",
+            "value": figures[name],
+            "met": None if figures[name] is None else figures[name] <= limit,
+        }
+        for name, limit in TARGETS.items()
+    }
+    live_after = scale["live_recorder_objects_after_run"]
+    targets["scale_records_freed_per_test"] = {
+        "target": "no HookCall/HookRecorder alive after the run; RSS growth as without plugin",
+        "value": live_after,
+        "met": all(v and not any(v.values()) for k, v in live_after.items() if "eager" in k),
+    }
+    targets["scale_xdist_same_results"] = {
+        "target": "pytest -n 2 passes the same 2,000 tests",
+        "value": scale["xdist_n2_passed"],
+        "met": scale["xdist_same_results"],
+    }
+    report = {
+        **figures,
+        "targets": targets,
+        "absolute": {
+            "recorder_overhead": {
+                k: {kk: _r(vv, 2) for kk, vv in v.items()} for k, v in rec.items()
+            },
+            "eager_app_per_test": {
+                "tests": eager["tests"],
+                "rounds": eager["rounds"],
+                "loop_s": {k: _r(v, 4) for k, v in eager["loop_s"].items()},
+                "wall_s": {k: _r(v, 3) for k, v in eager["wall_s"].items()},
+                "per_test_ms": {k: _r(v, 3) for k, v in eager["per_test_ms"].items()},
+            },
+            "live_worker": live.get("raw") or live.get("note"),
+            "startup": {
+                "pairs": startup["pairs"],
+                "median_ms": {k: _r(v, 1) for k, v in startup["median_ms"].items()},
+                "celery_contrib_pytest_added_ms": _r(
+                    startup["celery_contrib_pytest"]["added_ms"], 1
+                ),
+            },
+            "scale": {
+                "passed": scale["passed"],
+                "xdist_n2_passed": scale["xdist_n2_passed"],
+                "peak_rss_mb": {k: _r(v, 1) for k, v in scale["peak_rss_mb"].items()},
+                "rss_growth_mb": {k: _r(v, 1) for k, v in scale["rss_growth_mb"].items()},
+                "rss_growth_attributable_to_plugin_mb": _r(scale["rss_growth_attributable_mb"], 1),
+                "live_recorder_objects_after_run": live_after,
+                "wall_s": {k: _r(v, 2) for k, v in scale["wall_s"].items()},
+                "xdist_n2_wall_s": _r(scale["xdist_n2_wall_s"], 2),
+            },
+            "bench_wall_s": timings,
+        },
+        "env": {
+            "python": platform.python_version(),
+            "celery": celery.__version__,
+            "pytest": pytest.__version__,
+            "cpus": os.cpu_count(),
+            "quick": quick,
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
