@@ -123,7 +123,7 @@ class Base(Task):
         pass
 
 
-@shared_task(base=Base, name="bench.add")
+@shared_task(base=Base, name="bench.add_{f}")
 def add(x, y):
     return x + y
 '''
@@ -149,7 +149,8 @@ def _write_suite(directory: Path, kind: str, n: int, *, per_file: int = 200) -> 
     for f, start in enumerate(range(0, n, per_file)):
         stop = min(n, start + per_file)
         if kind == "eager":
-            body = EAGER_HEAD + "".join(EAGER_TEST.format(i=i) for i in range(start, stop))
+            head = EAGER_HEAD.replace("{f}", str(f))
+            body = head + "".join(EAGER_TEST.format(i=i) for i in range(start, stop))
         else:
             body = "".join(TRIVIAL_TEST.format(i=i) for i in range(start, stop))
         (directory / f"test_{kind}_{f:03d}.py").write_text(body)

@@ -39,7 +39,21 @@ def live_worker(
     from pytest_celerybase.plugin import _merged_settings
     from pytest_celerybase.worker import LiveWorker, live_defaults, split_options
 
+    if "eager_app" in request.fixturenames:
+        pytest.fail(
+            "live_worker: eager_app and live_worker cannot be used in the same test: each "
+            "makes its own app the current one. Use live_worker.app (not eager) or eager_app "
+            "(eager), one per test.",
+            pytrace=False,
+        )
     settings, options = split_options(_merged_settings(request, celerybase_config))
+    if settings.get("task_always_eager"):
+        pytest.fail(
+            "live_worker: task_always_eager=True would run every task in the test thread "
+            "instead of on the worker; remove it from celerybase_config / "
+            "@pytest.mark.celerybase (use eager_app for eager tests).",
+            pytrace=False,
+        )
     path = request.config.getini("celerybase_app")
     app = load_app(path) if path else None
     with isolated_app(app, settings, defaults=live_defaults()) as configured:

@@ -364,11 +364,11 @@ def test_bad_hooks(
 
 def test_check_hooks_names_its_argument() -> None:
     assert asr._check_hooks(("before_start",), argname="x") == ["before_start"]
-    with pytest.raises(TypeError, match="^x must be a list of hook names, got the str"):
+    with pytest.raises(TypeError, match=r"^x must be a list of hook names, got the str"):
         asr._check_hooks("before_start", argname="x")
-    with pytest.raises(TypeError, match="^x must be a list of hook names, got int"):
+    with pytest.raises(TypeError, match=r"^x must be a list of hook names, got int"):
         asr._check_hooks(1, argname="x")
-    with pytest.raises(TypeError, match="^hook names must be str, got int 1 in x$"):
+    with pytest.raises(TypeError, match=r"^hook names must be str, got int 1 in x$"):
         asr._check_hooks([1], argname="x")
 
 
@@ -483,10 +483,10 @@ def test_hook_calls_settles_and_filters(rec: HookRecorder, tasks: Any) -> None:
 # -- apply_and_raise -------------------------------------------------------------------------
 def test_apply_and_raise(rec: HookRecorder, app: Celery, tasks: Any) -> None:
     app.conf.task_eager_propagates = True
-    with pytest.raises(ValueError, match="^bad 4$"):
+    with pytest.raises(ValueError, match=r"^bad 4$"):
         apply_and_raise(tasks.bad, (4,))
     assert_hooks_called(tasks.bad, FAILURE)
-    with pytest.raises(ValueError, match="^bad 5$"):
+    with pytest.raises(ValueError, match=r"^bad 5$"):
         apply_and_raise(tasks.bad, kwargs={"x": 5})
     result = apply_and_raise(tasks.ok, (6,), task_id="fixed-id")
     assert result.get() == 6 and result.id == "fixed-id"

@@ -16,13 +16,9 @@ import responses
 from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
-import pytest_celerybase.plugin
 from pytest_celerybase import assert_hooks_called, assert_hooks_not_called, hook_calls
 from pytest_celerybase.bases import DatabaseTask
 from tests.conftest import RunPytest
-
-if not hasattr(pytest_celerybase.plugin, "live_worker"):  # until plugin.py re-exports them
-    pytest_plugins = ["pytest_celerybase._worker_fixtures", "pytest_celerybase._resource_fixtures"]
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]
@@ -136,7 +132,7 @@ def test_timeout(live_worker):
     pass
 """
     )
-    result = run("-p", "pytest_celerybase._worker_fixtures")
+    result = run()
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines_random(
         [

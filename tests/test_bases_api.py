@@ -14,9 +14,6 @@ from pytest_celerybase import _bindings, assert_hooks_called
 from pytest_celerybase.bases import APIClientTask, APIResponseError
 from pytest_celerybase.bases.api import _capped_retry_class
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-
 URL = "https://api.example.com/users/7"
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]

@@ -15,9 +15,6 @@ from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import CachedTask, cache_key
 from pytest_celerybase.bases.cache import UncacheableArguments
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-
 SUCCESS_HOOKS = ["before_start", "on_success", "after_return"]
 
 

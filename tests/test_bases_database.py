@@ -16,9 +16,6 @@ from pytest_celerybase import _bindings, assert_hooks_called
 from pytest_celerybase.bases import DatabaseNotConfigured, DatabaseTask, dispose_engines
 from pytest_celerybase.bases import database as database_module
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]
 INJECTION = "x'); DROP TABLE users;--"

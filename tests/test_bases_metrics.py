@@ -14,9 +14,6 @@ from pytest_celerybase import _bindings, assert_hooks_called
 from pytest_celerybase.bases import MemorySink, Metric, MetricsTask, PrometheusSink
 from pytest_celerybase.bases.sinks import DURATION, EXECUTIONS
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-
 
 @pytest.fixture
 def work(eager_app: Any) -> Any:

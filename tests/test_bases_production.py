@@ -24,9 +24,6 @@ from pytest_celerybase.bases import (
 )
 from pytest_celerybase.bases.sinks import DURATION, EXECUTIONS
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]
 RETRY = ["before_start", "on_retry"]

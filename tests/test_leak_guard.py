@@ -16,17 +16,9 @@ import responses  # noqa: F401
 import sqlalchemy  # noqa: F401
 
 import pytest_celerybase._resource_fixtures
-import pytest_celerybase.bases.sinks
-import pytest_celerybase.plugin
+import pytest_celerybase.bases.sinks  # noqa: F401
 from tests import leak_guard
 from tests.conftest import RunPytest, _celery_globals_restored
-
-# The resource fixtures, for as long as the plugin does not re-export them itself.
-RESOURCES = (
-    []
-    if hasattr(pytest_celerybase.plugin, "sqlite_engine")
-    else ["-p", "pytest_celerybase._resource_fixtures"]
-)
 
 USES_EVERYTHING = '''
 import signal, time
@@ -61,7 +53,7 @@ def use_everything(app, engine=None, stub=None, redis=None):
 
 
 def _run_guarded(run: RunPytest, *args: str) -> pytest.RunResult:
-    return run("-p", "tests.leak_guard", *RESOURCES, "-p", "no:cacheprovider", *args)
+    return run("-p", "tests.leak_guard", "-p", "no:cacheprovider", *args)
 
 
 def _assert_no_leak(result: pytest.RunResult) -> None:
@@ -188,13 +180,7 @@ def test_never_runs():
     with _celery_globals_restored():
         # no_reraise_ctrlc: the inner Ctrl-C must not interrupt this (outer) session
         result = pytester.runpytest_inprocess(
-            "-p",
-            "celerybase",
-            "-p",
-            "tests.leak_guard",
-            *RESOURCES,
-            "-p",
-            "no:cacheprovider",
+            *("-p", "celerybase", "-p", "tests.leak_guard", "-p", "no:cacheprovider"),
             no_reraise_ctrlc=True,
         )
     assert result.ret == pytest.ExitCode.INTERRUPTED

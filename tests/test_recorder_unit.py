@@ -14,7 +14,6 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from unittest import mock
 
 import pytest
 from celery import Celery, Task, signals
@@ -325,7 +324,8 @@ def test_on_publish_reads_the_id_from_headers_or_protocol_1_body() -> None:
         rec._on_publish(sender="t3", headers={}, body=("args",))
         rec._on_publish(sender="t4", headers=["id"], body=None)
         rec._on_publish(sender="t5", headers={"id": 5})
-    assert [(p.task_id, p.task_name) for p in r.published] == [("h1", "t1"), ("b2", "t2"), ("5", "t5")]
+    published = [(p.task_id, p.task_name) for p in r.published]
+    assert published == [("h1", "t1"), ("b2", "t2"), ("5", "t5")]
     with detached():
         rec._on_publish(sender="t", headers={"id": "x"})  # nothing active: ignored
 
@@ -346,7 +346,7 @@ def test_plain_task_records_hooks_with_arguments(app: Celery) -> None:
         ok = task.apply((2,), {})
         bad = task.apply((-1,))
     assert r.hooks_for("unit.plain") == SUCCESS + FAILURE
-    start, success, after, fstart, failure, fafter = r.calls
+    start, success, after, _, failure, fafter = r.calls
     assert (start.task_id, start.args, start.kwargs) == (ok.id, (2,), {})
     assert (success.retval, success.task_id, success.args) == (2, ok.id, (2,))
     assert (after.status, after.retval, after.task_id) == ("SUCCESS", 2, ok.id)

@@ -15,10 +15,6 @@ from sqlalchemy.pool import StaticPool
 from pytest_celerybase import _bindings
 from pytest_celerybase.bases import MemorySink
 
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins = ["pytest_celerybase._resource_fixtures"]
-INNER_PLUGINS = 'pytest_plugins = ["pytest_celerybase._resource_fixtures"]\n'
-
 RunPytest = Callable[..., pytest.RunResult]
 
 
@@ -158,7 +154,7 @@ def test_all_fixtures_together_bind_one_each(
 @pytest.fixture
 def inner(pytester: pytest.Pytester, run: RunPytest) -> Callable[[str], pytest.RunResult]:
     def _inner(source: str, *args: str) -> pytest.RunResult:
-        pytester.makepyfile(test_inner=INNER_PLUGINS + source)
+        pytester.makepyfile(test_inner=source)
         return run("-p", "tests.leak_guard", *args)
 
     return _inner

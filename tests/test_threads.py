@@ -15,11 +15,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-import pytest_celerybase.plugin
 from pytest_celerybase import HookRecorder, assert_hooks_called, hook_calls
-
-if not hasattr(pytest_celerybase.plugin, "live_worker"):  # until plugin.py re-exports it
-    pytest_plugins = ["pytest_celerybase._worker_fixtures"]
 
 N = 200
 THREADS = 8

@@ -21,8 +21,6 @@ if _EXAMPLES not in sys.path:
 from shop.db import create_schema  # noqa: E402
 
 pytest_plugins: list[str] = []
-# TEMPORARY until plugin.py re-exports the resource fixtures.
-pytest_plugins.append("pytest_celerybase._resource_fixtures")
 
 # The project's leak guard (tests/leak_guard.py) when run from the repository: fails a
 # test that leaves Celery or the bases' bindings changed.  Not needed in your project.
