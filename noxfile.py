@@ -47,6 +47,12 @@ REPORTED = [
 ]  # fmt: skip
 
 ROOT = Path(__file__).parent
+# One line, so nox echoes it compactly: the installed versions, "-" when absent.
+_VERSIONS = (
+    "import sys, importlib.metadata as m; print('python', sys.version.split()[0]); "
+    "d = {x.metadata['Name'].lower().replace('_', '-'): x.version for x in m.distributions()}; "
+    f"[print(n, d.get(n, '-')) for n in {REPORTED!r}]"
+)
 
 nox.options.error_on_missing_interpreters = False
 nox.options.download_python = "never"
@@ -108,17 +114,7 @@ def _floors() -> list[str]:
 
 def _install(session: nox.Session, *pins: str) -> None:
     session.install(".[prometheus]", *TEST_TOOLS, *pins)
-    session.run(
-        "python",
-        "-c",
-        "import importlib.metadata as m, sys\n"
-        f"names = {REPORTED!r}\n"
-        "print('python', sys.version.split()[0])\n"
-        "for n in names:\n"
-        "    try: print(n, m.version(n))\n"
-        "    except m.PackageNotFoundError: print(n, '-')",
-        silent=False,
-    )
+    session.run("python", "-c", _VERSIONS, silent=False)
 
 
 def _run_suites(session: nox.Session) -> None:

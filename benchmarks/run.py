@@ -35,11 +35,11 @@ absolute values behind each ratio are under ``"absolute"``.  What is measured:
   ``startup_added_ms`` is the median paired difference, the ratio the median paired ratio.
   ``-p celery.contrib.pytest`` is measured the same way for reference.
 * ``scale``: 200 and 2,000 eager tests with the plugin; peak RSS of each run (from the
-  child's own rusage, ``os.wait4``), compared with the same numbers of trivial tests
-  without the plugin, so pytest's own per-test growth (reports kept for the summary) is
-  not blamed on the recorder; the number of ``HookCall``/``HookRecorder`` objects still
-  alive after the last test; and the 2,000 tests again under ``pytest -n 2`` (xdist) with
-  the pass counts compared.
+  child's own rusage, ``os.wait4``), next to the same numbers of trivial tests without the
+  plugin and of the same eager tests on Celery's own ``celery_app`` fixture (which also
+  builds an app per test); the number of ``HookCall``/``HookRecorder`` objects still alive
+  after the last test (the recorder's memory: must be 0); and the 2,000 tests again under
+  ``pytest -n 2`` (xdist) with the pass counts compared.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ TARGETS = {
 
 # A conftest used by the per-test and scale runs (the same in both sides of a ratio):
 # times the test loop and, after it, counts recorder objects still alive.
-TIMING_CONFTEST = '''
+TIMING_CONFTEST = """
 import gc, json, os, sys, time
 import pytest
 
@@ -101,7 +101,7 @@ def pytest_sessionfinish(session):
                 live[name] += 1
     with open(out, "w") as f:
         json.dump({"loop_s": _T.get("loop_s"), "live": live}, f)
-'''
+"""
 
 EAGER_HEAD = '''
 from celery import Task, shared_task
@@ -128,17 +128,40 @@ def add(x, y):
     return x + y
 '''
 
-EAGER_TEST = '''
+EAGER_TEST = """
 
 def test_eager_{i}(eager_app):
     assert add.delay(1, 2).get() == 3
-'''
+"""
 
-TRIVIAL_TEST = '''
+# The same tests on Celery's own fixtures (celery.contrib.pytest), for reference: its
+# celery_app also builds a fresh app per test.
+CELERY_APP_CONFIG = """
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def celery_config():
+    return {
+        "broker_url": "memory://localhost/",
+        "result_backend": "cache+memory://",
+        "task_always_eager": True,
+        "task_store_eager_result": True,
+    }
+"""
+
+CELERY_APP_TEST = """
+
+def test_celery_app_{i}(celery_app):
+    assert celery_app.tasks[add.name].delay(1, 2).get() == 3
+"""
+
+TRIVIAL_TEST = """
 
 def test_trivial_{i}():
     assert 1 + 2 == 3
-'''
+"""
 
 
 def _write_suite(directory: Path, kind: str, n: int, *, per_file: int = 200) -> Path:
@@ -151,6 +174,9 @@ def _write_suite(directory: Path, kind: str, n: int, *, per_file: int = 200) -> 
         if kind == "eager":
             head = EAGER_HEAD.replace("{f}", str(f))
             body = head + "".join(EAGER_TEST.format(i=i) for i in range(start, stop))
+        elif kind == "celery_app":
+            head = EAGER_HEAD.replace("{f}", str(f)) + CELERY_APP_CONFIG
+            body = head + "".join(CELERY_APP_TEST.format(i=i) for i in range(start, stop))
         else:
             body = "".join(TRIVIAL_TEST.format(i=i) for i in range(start, stop))
         (directory / f"test_{kind}_{f:03d}.py").write_text(body)
@@ -179,15 +205,11 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run(
-    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900
-) -> dict[str, Any]:
+def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> dict[str, Any]:
     """Run ``python -m pytest *args``; wall time, peak RSS (of this child), output."""
     cmd = [sys.executable, "-m", "pytest", *args]
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     output = proc.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
@@ -298,6 +320,7 @@ def bench_recorder(rounds: int, calls: int) -> dict[str, Any]:
 def bench_eager_app(tmp: Path, rounds: int, n: int) -> dict[str, Any]:
     eager_dir = _write_suite(tmp / "eager_per_test", "eager", n)
     trivial_dir = _write_suite(tmp / "trivial_per_test", "trivial", n)
+    celery_app_dir = _write_suite(tmp / "celery_app_per_test", "celery_app", n)
     out = tmp / "eager_per_test.json"
     env = _env({"CELERYBASE_BENCH_OUT": str(out)})
     common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
@@ -305,6 +328,10 @@ def bench_eager_app(tmp: Path, rounds: int, n: int) -> dict[str, Any]:
         "eager": (eager_dir, [*common, "-p", "celerybase"]),
         "trivial": (trivial_dir, common),
         "trivial_with_plugin": (trivial_dir, [*common, "-p", "celerybase"]),
+        "celery_contrib_pytest_celery_app": (
+            celery_app_dir,
+            [*common, "-p", "celery.contrib.pytest"],
+        ),
     }
     loop: dict[str, list[float]] = {k: [] for k in variants}
     wall: dict[str, list[float]] = {k: [] for k in variants}
@@ -320,11 +347,25 @@ def bench_eager_app(tmp: Path, rounds: int, n: int) -> dict[str, Any]:
     per_round = list(zip(loop["eager"], loop["trivial"], strict=True))
     return {
         "ratio": _median([e / t for e, t in per_round]),
-        "wall_ratio": _median(
-            [e / t for e, t in zip(wall["eager"], wall["trivial"], strict=True)]
-        ),
+        "wall_ratio": _median([e / t for e, t in zip(wall["eager"], wall["trivial"], strict=True)]),
         "trivial_with_plugin_ratio": _median(
             [p / t for p, t in zip(loop["trivial_with_plugin"], loop["trivial"], strict=True)]
+        ),
+        "celery_app_ratio": _median(
+            [
+                c / t
+                for c, t in zip(
+                    loop["celery_contrib_pytest_celery_app"], loop["trivial"], strict=True
+                )
+            ]
+        ),
+        "eager_vs_celery_app_ratio": _median(
+            [
+                e / c
+                for e, c in zip(
+                    loop["eager"], loop["celery_contrib_pytest_celery_app"], strict=True
+                )
+            ]
         ),
         "tests": n,
         "rounds": rounds,
@@ -401,6 +442,9 @@ def bench_scale(tmp: Path, small: int, large: int, rounds: int) -> dict[str, Any
         ("eager", large): _write_suite(tmp / f"scale_eager_{large}", "eager", large),
         ("trivial", small): _write_suite(tmp / f"scale_trivial_{small}", "trivial", small),
         ("trivial", large): _write_suite(tmp / f"scale_trivial_{large}", "trivial", large),
+        # Celery's own fixture (fresh app per test too), without this plugin: reference.
+        ("celery_app", small): _write_suite(tmp / f"scale_celery_app_{small}", "celery_app", small),
+        ("celery_app", large): _write_suite(tmp / f"scale_celery_app_{large}", "celery_app", large),
     }
     out_file = tmp / "scale.json"
     env = _env({"CELERYBASE_BENCH_OUT": str(out_file)})
@@ -411,7 +455,11 @@ def bench_scale(tmp: Path, small: int, large: int, rounds: int) -> dict[str, Any
     wall: dict[tuple[str, int], list[float]] = {k: [] for k in dirs}
     for _ in range(rounds):
         for key, directory in dirs.items():
-            args = [*common, "-p", "celerybase"] if key[0] == "eager" else common
+            args = {
+                "eager": [*common, "-p", "celerybase"],
+                "trivial": common,
+                "celery_app": [*common, "-p", "celery.contrib.pytest"],
+            }[key[0]]
             res = _run(args, directory, env)
             _check(res, f"scale: {key}")
             rss[key].append(res["maxrss_mb"])
@@ -434,8 +482,14 @@ def bench_scale(tmp: Path, small: int, large: int, rounds: int) -> dict[str, Any
         "xdist_same_results": xdist_passed == passed[("eager", large)] == large,
         "rss_ratio_eager": rss_med[("eager", large)] / rss_med[("eager", small)],
         "rss_ratio_trivial": rss_med[("trivial", large)] / rss_med[("trivial", small)],
+        "rss_ratio_celery_app": rss_med[("celery_app", large)] / rss_med[("celery_app", small)],
         "peak_rss_mb": {f"{k[0]}_{k[1]}": v for k, v in rss_med.items()},
-        "rss_growth_mb": {"eager": eager_growth, "trivial_no_plugin": trivial_growth},
+        "rss_growth_mb": {
+            "eager": eager_growth,
+            "trivial_no_plugin": trivial_growth,
+            "celery_contrib_pytest_celery_app": rss_med[("celery_app", large)]
+            - rss_med[("celery_app", small)],
+        },
         "rss_growth_attributable_mb": eager_growth - trivial_growth,
         "live_recorder_objects_after_run": {f"{k[0]}_{k[1]}": v for k, v in live.items()},
         "wall_s": {f"{k[0]}_{k[1]}": _median(v) for k, v in wall.items()},
@@ -487,12 +541,15 @@ def main() -> None:
         "eager_app_per_test_ratio": _r(eager["ratio"]),
         "eager_app_per_test_wall_ratio": _r(eager["wall_ratio"]),
         "trivial_test_with_plugin_ratio": _r(eager["trivial_with_plugin_ratio"]),
+        "celery_app_per_test_ratio": _r(eager["celery_app_ratio"]),
+        "eager_app_vs_celery_app_per_test_ratio": _r(eager["eager_vs_celery_app_ratio"]),
         "live_worker_vs_celery_worker_ratio": _r(live.get("ratio"), 4),
         "startup_collect_only_ratio": _r(startup["celerybase"]["ratio"]),
         "startup_added_ms": _r(startup["celerybase"]["added_ms"], 1),
         "startup_celery_contrib_pytest_ratio": _r(startup["celery_contrib_pytest"]["ratio"]),
         "scale_rss_ratio_2000_vs_200": _r(scale["rss_ratio_eager"]),
         "scale_rss_ratio_2000_vs_200_trivial_no_plugin": _r(scale["rss_ratio_trivial"]),
+        "scale_rss_ratio_2000_vs_200_celery_app": _r(scale["rss_ratio_celery_app"]),
         "scale_xdist_n2_same_results": scale["xdist_same_results"],
     }
     targets = {
@@ -505,9 +562,11 @@ def main() -> None:
     }
     live_after = scale["live_recorder_objects_after_run"]
     targets["scale_records_freed_per_test"] = {
-        "target": "no HookCall/HookRecorder alive after the run; RSS growth as without plugin",
+        "target": "no HookCall/HookRecorder object alive after the last test",
         "value": live_after,
-        "met": all(v and not any(v.values()) for k, v in live_after.items() if "eager" in k),
+        "met": all(
+            v is not None and not any(v.values()) for k, v in live_after.items() if "eager" in k
+        ),
     }
     targets["scale_xdist_same_results"] = {
         "target": "pytest -n 2 passes the same 2,000 tests",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import importlib
 import threading
 from collections.abc import Iterator, Mapping
@@ -67,14 +68,14 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Unknown keys without a close match pass through: apps may carry their own settings.
     """
-    from celery.app.defaults import NAMESPACES, flatten
-
     if not isinstance(config, Mapping):
         raise TypeError(
             f"Celery config must be a mapping of setting names to values, "
             f"got {type(config).__name__}: {config!r}"
         )
-    known = {key for key, _ in flatten(NAMESPACES)}
+    if not config:
+        return {}
+    known = _known_settings()
     for key in config:
         if not isinstance(key, str):
             raise TypeError(f"Celery setting names must be str, got {key!r}")
@@ -87,6 +88,14 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 "see https://docs.celeryq.dev/en/stable/userguide/configuration.html"
             )
     return dict(config)
+
+
+@functools.cache
+def _known_settings() -> frozenset[str]:
+    """Every Celery setting name (new style), computed once: validate_config runs per test."""
+    from celery.app.defaults import NAMESPACES, flatten
+
+    return frozenset(key for key, _ in flatten(NAMESPACES))
 
 
 @contextlib.contextmanager
@@ -114,6 +123,9 @@ def isolated_app(
     if app is None:
         app = Celery("celerybase", set_as_current=False)
         app.conf.update(settings)
+        # Finalized up front: @app.task then returns real tasks instead of lazy proxies,
+        # and threads calling a task at once cannot race Celery's lazy finalization.
+        app.finalize()
     else:
         restore_project = _reconfigure(app, settings)
     try:
@@ -132,6 +144,7 @@ def isolated_app(
         if restore_project is not None:
             restore_project()
         if own_app:
+            _forget_producer_pool(app)
             app.close()
 
 
@@ -166,6 +179,29 @@ def _reconfigure(app: Celery, settings: Mapping[str, Any]) -> Any:
             app._backend_cache = saved_backend_cache
         app._pool = saved_pool
         if amqp is not None:
+            if amqp._producer_pool is not saved_producer_pool:
+                _forget_producer_pool(app)
             amqp._producer_pool = saved_producer_pool
 
     return restore
+
+
+def _forget_producer_pool(app: Celery) -> None:
+    """Drop the producer pool the app used from kombu's process-wide registry.
+
+    ``kombu.pools.producers`` keeps one pool per broker URL for the whole process, and
+    every new app that publishes sets its ``limit`` again; kombu's ``resize`` then adds
+    ``limit`` more idle producers to it even when the limit did not change, so an app per
+    test (eager ``delay()`` goes through the producer pool) grows that pool by ~10
+    producers per test, forever.  Forgetting it after the test lets the next app start
+    from a fresh pool.  The pool is not closed: another app may still hold it.
+    """
+    amqp = app.__dict__.get("amqp")
+    pool = getattr(amqp, "_producer_pool", None)
+    if pool is None:
+        return
+    from kombu import pools
+
+    for key, value in list(dict.items(pools.producers)):
+        if value is pool:
+            dict.pop(pools.producers, key, None)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import celery
 import pytest
 from celery import Celery, group
 
@@ -511,3 +512,130 @@ def test_per_execution_lines() -> None:
         "  1 [a]: before_start, after_return(SUCCESS)",
         "  None [b]: before_start",
     ]
+
+
+# -- mutation-testing additions: each pins one decision of assertions.py ----------------------
+def test_helper_frames_are_hidden_from_tracebacks(rec: HookRecorder, tasks: Any) -> None:
+    tasks.ok.delay()
+    calls: list[Any] = [
+        lambda: assert_hooks_called(tasks.ok, ["on_failure"]),
+        lambda: assert_hooks_called_in_order(tasks.ok, ["on_failure"]),
+        lambda: assert_hooks_not_called(tasks.ok),
+        lambda: assert_hooks_called(tasks.ok, ["nope"]),  # raised in _check_hooks
+        lambda: assert_hooks_called(3, []),  # raised in _resolve
+        lambda: assert_hooks_called("u.typo", []),  # raised in _check_known_name
+    ]
+    for call in calls:
+        with pytest.raises((AssertionError, TypeError, ValueError)) as excinfo:
+            call()
+        shown = excinfo.traceback.filter(excinfo)
+        assert not [e for e in shown if e.path.name == "assertions.py"], str(excinfo.value)
+
+
+def test_descriptions(rec: HookRecorder, tasks: Any) -> None:
+    assert asr._resolve("u.ok", None).description == "task 'u.ok'"
+    assert asr._resolve(tasks.ok, "x").description == "task 'u.ok'"
+    result = tasks.ok.delay()
+    rec.clear()  # the name must come from the result itself
+    target = asr._resolve(result, None)
+    # Measured: EagerResult carries the task name from Celery 5.3.5 on; on 5.3.0-5.3.4 it
+    # has none, so with the records cleared only the id is known (it still selects).
+    has_name = tuple(celery.VERSION[:3]) >= (5, 3, 5)
+    assert (target.name, target.task_id) == ("u.ok" if has_name else None, result.id)
+
+
+def test_several_close_names_are_all_suggested(rec: HookRecorder, app: Celery) -> None:
+    def job() -> None:
+        return None
+
+    for name in ("u.job1", "u.job2"):
+        app.task(shared=False, name=name)(job)
+    app.finalize()
+    with pytest.raises(ValueError) as excinfo:
+        assert_hooks_called("u.job", [])
+    assert str(excinfo.value).endswith("did you mean 'u.job2' or 'u.job1'?")  # closest first
+
+
+def test_sets_of_hooks(rec: HookRecorder, tasks: Any) -> None:
+    tasks.ok.delay()
+    for check in (assert_hooks_called, assert_hooks_called_in_order):
+        with pytest.raises(TypeError) as excinfo:
+            check(tasks.ok, frozenset({"on_success"}))
+        assert str(excinfo.value) == (
+            "hooks must be a list of hook names in call order, got a frozenset "
+            "frozenset({'on_success'}), which has no order; write a list"
+        )
+    with pytest.raises(TypeError, match=r"^hooks must be a list .* got a dict "):
+        assert_hooks_called(tasks.ok, {"on_success": 1})
+    assert_hooks_not_called(tasks.ok, {"on_failure"})
+    with pytest.raises(AssertionError, match="not to call any of"):
+        assert_hooks_not_called(tasks.ok, {"on_success"})
+
+
+def test_task_id_narrows_in_order_and_not_called(rec: HookRecorder, tasks: Any) -> None:
+    ok = tasks.ok.delay()
+    bad = tasks.bad.delay()
+    assert_hooks_called_in_order("u.ok", ["on_success"], task_id=ok.id)
+    with pytest.raises(AssertionError):
+        assert_hooks_called_in_order("u.ok", ["on_success"], task_id=bad.id)
+    assert_hooks_not_called("u.ok", task_id=bad.id)
+    with pytest.raises(AssertionError):
+        assert_hooks_not_called("u.ok", task_id=ok.id)
+
+
+def test_publications_of_other_executions_are_not_counted(
+    rec: HookRecorder, app: Celery, tasks: Any
+) -> None:
+    app.conf.task_always_eager = False
+    first = tasks.ok.delay()
+    tasks.ok.delay()
+    tasks.ok.delay()
+    with pytest.raises(AssertionError) as excinfo:
+        assert_hooks_called(first, SUCCESS)
+    assert "sent to a broker 1 time(s)" in str(excinfo.value)
+
+
+def test_assertions_wait_only_for_their_own_task(rec: HookRecorder, tasks: Any) -> None:
+    import threading
+    import time
+
+    rec.wait_timeout = 20
+    rec.watch_worker_tasks(lambda: {"u.ok", "u.idle"})
+    rec._mark_published("stuck", "u.idle")  # never finishes
+
+    def finish() -> None:
+        rec.calls.extend(HookCall(h, "u.ok", "w1") for h in SUCCESS)
+        rec._execution_finished("w1")
+
+    for check in (
+        lambda: assert_hooks_called("u.ok", SUCCESS),
+        lambda: assert_hooks_called(tasks.ok, SUCCESS, task_id="w1"),
+    ):
+        rec.calls.clear()
+        rec._mark_published("w1", "u.ok")
+        timer = threading.Timer(0.05, finish)
+        start = time.monotonic()
+        timer.start()
+        try:
+            check()  # waited for w1 (and not for "stuck")
+        finally:
+            timer.join()
+        assert time.monotonic() - start < 10
+
+
+def test_tasks_of_a_current_app_not_finalized_yet_are_known(
+    rec: HookRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery import _state
+
+    pending = Celery("pending", set_as_current=False)
+
+    @pending.task(shared=False, name="u.pending")
+    def job() -> None:
+        return None
+
+    assert not pending.finalized
+    monkeypatch.setattr(_state._tls, "current_app", pending)
+    asr._check_known_name("u.pending")  # current_app.tasks finalizes it
+    assert "u.pending" in asr._registered_names()
+    pending.close()

@@ -50,7 +50,7 @@ def test_hooks_as_a_set(eager_app: Celery) -> None:
     ("make", "error"),
     [
         (lambda t: t.s(1), r"got Signature: .*t\(1\)$"),
-        (lambda t: type(t._get_current_object()), r"got type: <class '.*'>$"),
+        (lambda t: type(t), r"got type: <class '.*'>$"),
         (lambda t: t.run, r"got function: <function .*>$"),
         (lambda t: [t], r"got list: \[<@task: .*>\]$"),
     ],
@@ -144,33 +144,33 @@ def test_timeout(live_worker):
     )
 
 
-@pytest.mark.xfail(
-    reason="silent today: the task runs eagerly in the test thread, not on the worker "
-    "(reported to the live_worker owner)",
-    raises=pytest.fail.Exception,
-)
+def test_live_worker_conflicting_with_eager_settings(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
 @pytest.mark.celerybase(task_always_eager=True)
-def test_live_worker_with_task_always_eager(live_worker: Any) -> None:
-    import threading
+def test_eager_worker(live_worker):
+    pass
 
-    @live_worker.app.task
-    def where() -> str:
-        return threading.current_thread().name
-
-    if where.delay().get(timeout=10) == threading.current_thread().name:
-        pytest.fail("live_worker ran the task eagerly in the test thread")
-
-
-@pytest.mark.xfail(
-    reason="silent today: live_worker's app silently replaces eager_app as the current app "
-    "(reported to the live_worker owner)",
-    raises=pytest.fail.Exception,
-)
-def test_eager_app_and_live_worker_in_one_test(eager_app: Celery, live_worker: Any) -> None:
-    from celery import current_app
-
-    if current_app._get_current_object() is not eager_app:
-        pytest.fail("eager_app is not the current app any more")
+def test_both_apps(eager_app, live_worker):
+    pass
+"""
+    )
+    result = run()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "live_worker: task_always_eager=True would run every task in the test thread "
+            "instead of on the worker; remove it from celerybase_config / "
+            "@pytest.mark.celerybase (use eager_app for eager tests).",
+            "live_worker: eager_app and live_worker cannot be used in the same test: each "
+            "makes its own app the current one. Use live_worker.app (not eager) or eager_app "
+            "(eager), one per test.",
+        ]
+    )
 
 
 # -- resources: unreachable database, non-JSON body, unregistered request ---------------------

@@ -14,6 +14,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import pytest
 from celery import Celery, Task, signals
@@ -46,6 +47,7 @@ def detached() -> Iterator[None]:
     rec._patches.clear()
     rec._stack.clear()
     signals.after_task_publish.disconnect(dispatch_uid=rec._DISPATCH_UID)
+    signals.before_task_publish.disconnect(dispatch_uid=rec._BEFORE_DISPATCH_UID)
     try:
         yield
     finally:
@@ -59,6 +61,9 @@ def detached() -> Iterator[None]:
         if saved_stack:
             signals.after_task_publish.connect(
                 rec._on_publish, weak=False, dispatch_uid=rec._DISPATCH_UID
+            )
+            signals.before_task_publish.connect(
+                rec._on_before_publish, weak=False, dispatch_uid=rec._BEFORE_DISPATCH_UID
             )
 
 
@@ -483,10 +488,19 @@ def test_build_tracer_positional_eager_and_propagate(app: Celery) -> None:
 
 def test_wrapped_tracer_outside_recording_passes_through(app: Celery) -> None:
     task = _plain(app)
+
+    @app.task(shared=False, bind=True, name="unit.late_retries")
+    def late_retries(self: Any) -> int:
+        return int(self.request.retries)
+
     with recording():
         tracer = trace.build_tracer(task.name, task, eager=False, propagate=False, app=app)
+        retries_tracer = trace.build_tracer(
+            late_retries.name, late_retries._get_current_object(), eager=False, app=app
+        )
     with detached():
         assert tracer("late", (4,), {}, None).retval == 4
+        assert retries_tracer("late-r", (), {}, {"retries": 2}).retval == 2
         # no recorder active: the wrapper builds Celery's own tracer, nothing instrumented
         wrapper = rec._make_build_tracer(trace.build_tracer)
         built = wrapper(task.name, task, eager=False, app=app)
@@ -581,3 +595,296 @@ def test_calls_from_threads_are_complete_and_ordered_per_task_id(app: Celery) ->
     assert len(by_id) == 200
     assert all(hooks == SUCCESS for hooks in by_id.values())
     assert {c.thread for c in r.calls} == {t.name for t in threads}
+
+
+# -- the recording wrappers, hook by hook ------------------------------------------------------
+class _Doc(Task):  # type: ignore[misc]
+    """A documented base."""
+
+    class Inner(Task):  # type: ignore[misc]
+        """Nested: its qualname differs from its name."""
+
+
+def _instrumented(app: Celery, base: type = Task) -> Any:
+    @app.task(shared=False, base=base, name=f"unit.wrapped.{base.__name__}")
+    def wrapped(x: int = 0) -> int:
+        return x
+
+    task = wrapped._get_current_object()
+    rec._instrument(task)
+    return task
+
+
+@pytest.mark.parametrize(
+    ("hook", "args", "fields"),
+    [
+        ("before_start", (None, (1,), {"k": 1}), (None, (1,), {"k": 1}, None, None, None, None)),
+        ("before_start", (7, (1,), {}), ("7", (1,), {}, None, None, None, None)),
+        ("on_success", (5, None, (2,), {"a": 2}), (None, (2,), {"a": 2}, 5, None, None, None)),
+        ("on_success", (5, 8, (2,), {}), ("8", (2,), {}, 5, None, None, None)),
+        (
+            "on_failure",
+            ("E", None, (3,), {"b": 3}, "ei"),
+            (None, (3,), {"b": 3}, None, "E", None, "ei"),
+        ),
+        ("on_failure", ("E", 9, (3,), {}, "ei"), ("9", (3,), {}, None, "E", None, "ei")),
+        (
+            "on_retry",
+            ("R", None, (4,), {"c": 4}, "ei"),
+            (None, (4,), {"c": 4}, None, "R", None, "ei"),
+        ),
+        (
+            "after_return",
+            ("SUCCESS", 6, None, (5,), {"d": 5}, "ei"),
+            (None, (5,), {"d": 5}, 6, None, "SUCCESS", "ei"),
+        ),
+        (
+            "after_return",
+            ("FAILURE", 6, 10, (5,), {}, None),
+            ("10", (5,), {}, 6, None, "FAILURE", None),
+        ),
+    ],
+)
+def test_positional_hook_calls_record_every_field(
+    app: Celery, hook: str, args: tuple[Any, ...], fields: tuple[Any, ...]
+) -> None:
+    task = _instrumented(app)
+    def inner(self: Any, *a: Any, **k: Any) -> Any:
+        return a, k  # what reached the real hook
+
+    params = rec._HOOK_PARAMS[hook]
+    named = dict(zip(params, args, strict=True))
+    with recording() as outer, recording() as r:  # records go to the innermost recorder
+        with mock.patch.object(type(task).__mro__[1], hook, inner):
+            assert getattr(task, hook)(*args) == (args, {})
+            # keyword form: same record, same arguments passed on
+            assert getattr(task, hook)(**named) == ((), named)
+    assert outer.calls == []
+    positional, keyword = r.calls
+    for call in (positional, keyword):
+        got = (call.task_id, call.args, call.kwargs, call.retval, call.exc, call.status, call.einfo)
+        assert (call.hook, call.task_name) == (hook, task.name)
+        assert got == fields
+        assert call.thread == threading.current_thread().name
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_called_with_too_few_arguments_records_what_it_got(app: Celery, hook: str) -> None:
+    task = _instrumented(app)
+    with recording() as r:
+        with pytest.raises(TypeError):  # from the hook itself, not from the recorder
+            getattr(task, hook)("only-one")
+    [call] = r.calls
+    assert call.hook == hook and call.task_id in (None, "only-one")
+
+
+def test_hooks_of_an_instrumented_task_outside_recording(app: Celery) -> None:
+    task = _instrumented(app)
+    with recording():
+        rec._instrument(task)
+        sub = type(task)
+    with detached():
+        # a hook call racing the end of a recording: no crash, no record
+        assert type(task) is sub
+        for hook, n in (("before_start", 3), ("on_success", 4), ("on_failure", 5)):
+            getattr(task, hook)(*([None] * n))
+        task.on_retry(None, None, None, None, None)
+        task.after_return(None, None, None, None, None, None)
+        assert type(task) is sub
+    assert type(task) is sub  # the test's own recorder restores it after the test
+
+
+def test_recording_subclass_copies_qualname_and_doc(app: Celery) -> None:
+    for base in (_Doc, _Doc.Inner):
+        task = _instrumented(app, base)
+        sub, cls = type(task), type(task).__mro__[1]
+        assert sub.__qualname__ == cls.__qualname__
+        assert sub.__doc__ == cls.__doc__
+    # a class-based task: the class itself is swapped
+    task = app.register_task(_Doc.Inner())
+    with recording():
+        rec._instrument(task)
+        assert type(task).__qualname__ == "_Doc.Inner"
+        assert type(task).__doc__ == "Nested: its qualname differs from its name."
+        assert type(task).__name__ == "Inner"
+
+
+def test_override_path_in_a_new_thread_with_keywords(app: Celery) -> None:
+    task = _plain(app)
+    seen: list[Any] = []
+    with recording() as r:
+        rec._instrument(task)
+        task.on_success = lambda *a, **k: seen.append((a, k))
+        assert task.on_success.__wrapped__ is task.__dict__["on_success"]
+        thread = threading.Thread(
+            target=lambda: task.on_success(1, task_id="t1", args=(), kwargs={})
+        )
+        thread.start()
+        thread.join()
+        task.on_success(2, "t2", (), {})
+        assert type(task).on_success is type(task).__mro__[1].on_success
+    assert seen == [((1,), {"task_id": "t1", "args": (), "kwargs": {}}), ((2, "t2", (), {}), {})]
+    assert [(c.task_id, c.retval) for c in r.calls] == [("t1", 1), ("t2", 2)]
+    assert r.calls[0].thread == thread.name
+
+
+def test_general_path_records_status_and_thread(app: Celery) -> None:
+    task = _plain(app)
+    with recording():
+        with recording() as r:
+            rec._record("after_return", task, ("SUCCESS",), {"retval": 1, "task_id": "x"})
+    [call] = r.calls
+    assert (call.status, call.retval, call.task_id) == ("SUCCESS", 1, "x")
+    assert call.thread == threading.current_thread().name
+
+
+# -- publication lifecycle (before_task_publish / after_task_publish) -----------------------
+def test_publishing_counts_in_flight_until_confirmed_or_dropped() -> None:
+    r = HookRecorder()
+    r.watch_worker_tasks(lambda: {"w"})
+    r._publishing("a", "w")
+    assert r._in_flight == {"a": 1} and r._names_by_id == {"a": "w"}
+    assert r._unconfirmed == {threading.get_ident(): ["a"]}
+    r._mark_published("a", "w")  # confirmed: counted once, not twice
+    assert r._in_flight == {"a": 1} and r._unconfirmed[threading.get_ident()] == []
+    r._publishing("b", "other")  # not a worker task: not in flight
+    assert "b" not in r._in_flight
+    r._publishing("a", "w")  # a retry of a, its publication then fails (never confirmed)
+    assert r._in_flight == {"a": 2}
+    r._publishing("c", "w")  # the next publication of this thread drops the failed one
+    assert r._in_flight == {"a": 1, "c": 1}
+    assert r._unconfirmed[threading.get_ident()] == ["c"]
+    with r._cond:
+        r._drop_unconfirmed()
+    assert r._in_flight == {"a": 1}
+    with r._cond:
+        r._drop_unconfirmed()  # nothing left: no change
+    assert r._in_flight == {"a": 1}
+    # another thread's unconfirmed publication is not this thread's business
+    other = threading.Thread(target=r._publishing, args=("d", "w"))
+    other.start()
+    other.join()
+    r._publishing("e", "w")
+    assert r._in_flight == {"a": 1, "d": 1, "e": 1}
+    assert [p.task_id for p in r.published] == ["a"]
+
+
+def test_before_publish_signal_goes_to_the_innermost_recorder() -> None:
+    with recording() as middle, recording() as r:
+        for recorder in (middle, r):
+            recorder.watch_worker_tasks(lambda: {"w"})
+        rec._on_before_publish(sender="w", headers={"id": "h1"})
+        rec._on_publish(sender="w", headers={"id": "h1"})
+        rec._on_before_publish(sender="w", headers=None, body={"id": "b1"})
+        assert r._unconfirmed[threading.get_ident()] == ["b1"]  # protocol 1: id in the body
+        rec._on_publish(sender="w", headers=None, body={"id": "b1"})
+        rec._on_before_publish(sender="w", headers={}, body=None)  # no id: ignored
+        rec._on_before_publish(sender="w", headers={"id": 5})
+        assert r._unconfirmed[threading.get_ident()] == ["5"]
+    assert middle._in_flight == {} and middle.published == []
+    assert r._in_flight == {"h1": 1, "b1": 1, "5": 1}
+    assert r._names_by_id == {"h1": "w", "b1": "w", "5": "w"}
+    assert [(p.task_id, p.task_name) for p in r.published] == [("h1", "w"), ("b1", "w")]
+    with detached():
+        rec._on_before_publish(sender="w", headers={"id": "x"})  # nothing active: ignored
+
+
+def test_publish_signals_are_connected_only_while_installed() -> None:
+    def uids(signal: Any) -> list[Any]:
+        return [key[0] for key, _ in signal.receivers]
+
+    with detached():
+        assert rec._BEFORE_DISPATCH_UID not in uids(signals.before_task_publish)
+        with recording():
+            assert uids(signals.before_task_publish).count(rec._BEFORE_DISPATCH_UID) == 1
+            assert uids(signals.after_task_publish).count(rec._DISPATCH_UID) == 1
+            receiver = dict(signals.before_task_publish.receivers)
+            assert any(r is rec._on_before_publish for r in receiver.values())
+        assert rec._BEFORE_DISPATCH_UID not in uids(signals.before_task_publish)
+        assert rec._DISPATCH_UID not in uids(signals.after_task_publish)
+
+
+def test_request_module_copy_of_trace_task_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "celery.worker.request"
+    with detached():
+        original = trace.trace_task
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        with recording():
+            late = types.ModuleType(name)
+            late.trace_task = trace.trace_task  # type: ignore[attr-defined]
+            late.build_tracer = trace.build_tracer  # type: ignore[attr-defined]
+            monkeypatch.setitem(sys.modules, name, late)
+        assert late.trace_task is original  # type: ignore[attr-defined]
+        other = types.ModuleType("celery.worker.other")
+        assert not hasattr(other, "trace_task")
+
+
+# -- in-flight bookkeeping edge cases ------------------------------------------------------
+def test_execution_of_a_published_task_keeps_its_count() -> None:
+    r = HookRecorder()
+    r.watch_worker_tasks(lambda: {"w"})
+    r._mark_published("a", "w")
+    r._mark_published("a", "w")
+    r._execution_started("a", "w", eager=False, propagate=False)
+    assert r._in_flight == {"a": 2}
+    r._execution_finished("never-seen")  # unknown ids are ignored
+    assert r._in_flight == {"a": 2}
+
+
+def test_wait_idle_respects_an_explicit_timeout_and_wakes_early() -> None:
+    import time
+
+    r = HookRecorder(wait_timeout=30)
+    r._execution_started("a", "t", eager=False, propagate=False)
+    start = time.monotonic()
+    assert r.wait_idle(timeout=0.05) is False
+    assert time.monotonic() - start < 5
+    timer = threading.Timer(0.05, r._execution_finished, ("a",))
+    timer.start()
+    try:
+        assert r.wait_idle(timeout=0.9) is True
+    finally:
+        timer.join()
+
+
+# -- build_tracer arguments -------------------------------------------------------------------
+def test_build_tracer_positional_arguments_reach_celery(app: Celery) -> None:
+    task = _plain(app)
+    loader, info = app.loader, trace.TraceInfo
+    with recording() as r:
+        # propagate=True given positionally: the failure propagates
+        prop = trace.build_tracer(task.name, task, loader, None, True, info, True, True, app=app)
+        with pytest.raises(ValueError, match=r"^-1$"):  # the task's own error
+            prop("p", (-1,), {}, None)
+        # eager given positionally (5 arguments), propagate defaulted: not wrapped
+        only_eager = trace.build_tracer(task.name, task, loader, None, True, info, True, app=app)
+        only_eager("e", (1,), {}, None)
+        # 4 positional arguments: neither given positionally
+        four = trace.build_tracer(task.name, task, loader, None, True, info, app=app)
+        four("f", (1,), {}, None)
+        # nothing given: a worker's tracer (eager=False), wrapped
+        default = trace.build_tracer(task.name, task, app=app)
+        default("d", (1,), {}, None)
+    assert set(r.executions) == {"p", "f", "d"}
+    assert r.executions["p"].propagate is True and r.executions["f"].eager is False
+
+
+def test_wrapped_tracer_passes_the_request(app: Celery) -> None:
+    @app.task(shared=False, bind=True, name="unit.retries")
+    def retries(self: Any) -> int:
+        return int(self.request.retries)
+
+    task = retries._get_current_object()
+    with recording() as r:
+        tracer = trace.build_tracer(task.name, task, eager=False, app=app)
+        assert tracer("q", (), {}, {"retries": 3}).retval == 3
+        assert tracer("q2", (), {}).retval == 0
+    assert r.executions["q"].runs == 1
+
+
+def test_instrument_with_nothing_active_does_nothing(app: Celery) -> None:
+    task = _plain(app)
+    cls = type(task)
+    with detached():
+        rec._instrument(task)
+    assert type(task) is cls and "__trace__" not in task.__dict__
