@@ -498,13 +498,17 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("hook", "owner", "params", "plain")
+    __slots__ = ("cache", "hook", "owner", "params", "plain")
 
     def __init__(self, hook: str, owner: type) -> None:
         self.hook = hook
         self.owner = owner
         self.params = _HOOK_PARAMS[hook]
         self.plain = _PLAIN_WRAPPERS[hook]
+        # Eager apply() builds a tracer (so reads every hook) per call: reuse the wrapper
+        # while the hook it wraps is the same function.  Keyed by id(task): the subclass
+        # owning this descriptor lives only while its tasks are instrumented.
+        self.cache: dict[int, tuple[Any, Any]] = {}
 
     def __get__(self, task: Any, objtype: Any = None) -> Any:
         if task is None:
@@ -513,7 +517,15 @@ class _HookDescriptor:
         override = task.__dict__.get(hook, _MISSING)
         if override is _MISSING:
             inner = getattr(super(self.owner, task), hook)
+            func = getattr(inner, "__func__", inner)
+            cached = self.cache.get(id(task))
+            if cached is not None and cached[0] is func:
+                return cached[1]
             recorded = self.plain(hook, task, inner)
+            recorded.__wrapped__ = inner  # type: ignore[attr-defined]
+            recorded.__name__ = hook
+            self.cache[id(task)] = (func, recorded)
+            return recorded
         else:
             inner = override
             key = (id(task), hook)
@@ -583,6 +595,8 @@ _Wrapper = Callable[..., Any]
 
 
 def _wrap_before_start(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    name = str(task.name)
+
     def recorded(*args: Any, **kwargs: Any) -> Any:
         # (task_id, args, kwargs)
         if kwargs or len(args) != 3 or _overriding or not _stack:
@@ -590,7 +604,7 @@ def _wrap_before_start(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
         else:
             tid = args[0]
             _stack[-1].calls.append(HookCall(
-                hook, str(task.name), None if tid is None else str(tid),
+                hook, name, None if tid is None else str(tid),
                 args[1], args[2], None, None, None, None, _current_thread().name,
             ))  # fmt: skip
         return inner(*args, **kwargs)
@@ -599,6 +613,8 @@ def _wrap_before_start(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
 
 
 def _wrap_on_success(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    name = str(task.name)
+
     def recorded(*args: Any, **kwargs: Any) -> Any:
         # (retval, task_id, args, kwargs)
         if kwargs or len(args) != 4 or _overriding or not _stack:
@@ -606,7 +622,7 @@ def _wrap_on_success(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
         else:
             tid = args[1]
             _stack[-1].calls.append(HookCall(
-                hook, str(task.name), None if tid is None else str(tid),
+                hook, name, None if tid is None else str(tid),
                 args[2], args[3], args[0], None, None, None, _current_thread().name,
             ))  # fmt: skip
         return inner(*args, **kwargs)
@@ -615,6 +631,8 @@ def _wrap_on_success(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
 
 
 def _wrap_on_failure_or_retry(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    name = str(task.name)
+
     def recorded(*args: Any, **kwargs: Any) -> Any:
         # (exc, task_id, args, kwargs, einfo)
         if kwargs or len(args) != 5 or _overriding or not _stack:
@@ -622,7 +640,7 @@ def _wrap_on_failure_or_retry(hook: str, task: Any, inner: _Wrapper) -> _Wrapper
         else:
             tid = args[1]
             _stack[-1].calls.append(HookCall(
-                hook, str(task.name), None if tid is None else str(tid),
+                hook, name, None if tid is None else str(tid),
                 args[2], args[3], None, args[0], None, args[4], _current_thread().name,
             ))  # fmt: skip
         return inner(*args, **kwargs)
@@ -631,6 +649,8 @@ def _wrap_on_failure_or_retry(hook: str, task: Any, inner: _Wrapper) -> _Wrapper
 
 
 def _wrap_after_return(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
+    name = str(task.name)
+
     def recorded(*args: Any, **kwargs: Any) -> Any:
         # (status, retval, task_id, args, kwargs, einfo)
         if kwargs or len(args) != 6 or _overriding or not _stack:
@@ -638,7 +658,7 @@ def _wrap_after_return(hook: str, task: Any, inner: _Wrapper) -> _Wrapper:
         else:
             tid = args[2]
             _stack[-1].calls.append(HookCall(
-                hook, str(task.name), None if tid is None else str(tid),
+                hook, name, None if tid is None else str(tid),
                 args[3], args[4], args[1], None, args[0], args[5], _current_thread().name,
             ))  # fmt: skip
         return inner(*args, **kwargs)

@@ -190,3 +190,35 @@ def test_bad_wait_timeout_ini(pytester: pytest.Pytester, run: RunPytest) -> None
     result.stderr.fnmatch_lines(
         ["ERROR: celerybase_wait_timeout must be a number of seconds, got 'soon'"]
     )
+
+
+def test_builtin_tasks_exist_when_asked_for(pytester: pytest.Pytester, run: RunPytest) -> None:
+    # eager_app creates Celery's built-in tasks on first use (most tests never need them):
+    # lookups, membership tests, listings and canvas must all still see them.
+    pytester.makepyfile(
+        """
+from celery import Celery, chord, group
+
+def builtin_names(app):
+    return sorted(name for name in app.tasks if name.startswith("celery."))
+
+def test_same_builtins_as_a_plain_app(eager_app):
+    plain = Celery(set_as_current=False)
+    plain.finalize()
+    assert "celery.chord_unlock" in eager_app.tasks
+    assert builtin_names(eager_app) == builtin_names(plain)
+    assert eager_app.tasks.get("celery.group").name == "celery.group"
+
+def test_lookup_by_name_and_canvas(eager_app):
+    assert eager_app.tasks["celery.chain"].name == "celery.chain"
+    @eager_app.task
+    def add(x, y):
+        return x + y
+    @eager_app.task
+    def total(values):
+        return sum(values)
+    assert chord(add.s(i, i) for i in range(3))(total.s()).get() == 6
+    assert group(add.s(1, 1), add.s(2, 2)).apply_async().get() == [2, 4]
+"""
+    )
+    run().assert_outcomes(passed=2)
