@@ -111,7 +111,7 @@ def isolated_app(
     shared-task finalizers and (for a given app) its configuration, task registry and
     cached backend/connection pool are restored.
     """
-    from celery import Celery, _state
+    from celery import _state
 
     settings = {**defaults, **validate_config(config or {})}
     saved_finalizers = set(_state._on_app_finalizers)
