@@ -24,12 +24,13 @@ _ISSUE_5666 = "https://github.com/celery/celery/issues/5666"
 class _Target:
     """What an assertion is about: a task name, optionally narrowed to one task id."""
 
-    __slots__ = ("description", "name", "task_id")
+    __slots__ = ("description", "name", "still_running", "task_id")
 
     def __init__(self, name: str | None, task_id: str | None, description: str) -> None:
         self.name = name
         self.task_id = task_id
         self.description = description
+        self.still_running = False  # a live worker had not finished it when we gave up
 
 
 def _resolve(task: Any, task_id: str | None) -> _Target:
@@ -139,7 +140,8 @@ def _check_hooks(hooks: Any, *, argname: str = "hooks", ordered: bool = True) ->
 def _settle(recorder: HookRecorder, target: _Target) -> None:
     # A live worker stores the result before on_success/after_return run: wait until
     # it has finished the task so the test needs no sleep.
-    recorder.wait_idle(target.name if target.task_id is None else None, target.task_id)
+    idle = recorder.wait_idle(target.name if target.task_id is None else None, target.task_id)
+    target.still_running = not idle
 
 
 def _selected(recorder: HookRecorder, target: _Target) -> list[HookCall]:
@@ -291,6 +293,12 @@ def _hints(
     recorder: HookRecorder, target: _Target, expected: list[str], calls: list[HookCall]
 ) -> list[str]:
     hints: list[str] = []
+    if target.still_running:
+        hints.append(
+            f"the live worker was still running (or had not yet received) this task after "
+            f"waiting {recorder.wait_timeout:g} s (celerybase_wait_timeout): the records "
+            "may be incomplete"
+        )
     if not calls:
         hints.extend(_never_ran_hints(recorder, target))
         return hints

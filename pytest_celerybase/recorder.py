@@ -123,7 +123,6 @@ class HookRecorder:
         # worker can run and finish the task before the publishing thread is told it sent.
         self._unconfirmed: dict[int, list[str]] = {}
         self._worker_names_source: Callable[[], Any] | None = None
-        self._worker_task_names: set[str] = set()
         # task -> (original class, saved __trace__) for tasks instrumented under this recorder
         self._instrumented: dict[int, tuple[Any, type, Any]] = {}
 

@@ -297,3 +297,36 @@ def test_it(eager_app, hook_recorder):
 """
     )
     run().assert_outcomes(passed=1)
+
+
+def test_hint_when_the_live_worker_is_still_running_the_task(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makeini("[pytest]\ncelerybase_wait_timeout = 0.2\n")
+    pytester.makepyfile(
+        """
+import threading
+from pytest_celerybase import assert_hooks_called
+
+def test_it(live_worker):
+    release = threading.Event()
+    @live_worker.app.task
+    def slow():
+        release.wait(5)
+        return 1
+    result = slow.delay()
+    try:
+        assert_hooks_called(slow, ["before_start", "on_success", "after_return"])
+    finally:
+        release.set()
+        result.get(timeout=5)
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E   *Hint: the live worker was still running (or had not yet received) this "
+            "task after waiting 0.2 s (celerybase_wait_timeout): the records may be incomplete",
+        ]
+    )
