@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_celerybase import _bindings
+from pytest_celerybase._markers import marker_kwargs
 
 if TYPE_CHECKING:
     import fakeredis
@@ -81,17 +82,14 @@ class _HttpStubOptions:
 
 def _http_stub_options(node: pytest.Item) -> _HttpStubOptions:
     __tracebackhide__ = True
-    kwargs: dict[str, object] = {}
-    # iter_markers yields the closest marker first: it must win, so it goes last.
-    for marker in reversed(list(node.iter_markers("http_stub"))):
-        if marker.args:
-            raise TypeError(
-                "@pytest.mark.http_stub takes keyword arguments only, e.g. "
-                f"@pytest.mark.http_stub(assert_all_requests_are_fired=False); got {marker.args!r}"
-            )
-        kwargs.update(marker.kwargs)
+    kwargs = marker_kwargs(
+        node,
+        "http_stub",
+        "@pytest.mark.http_stub takes keyword arguments only, e.g. "
+        "@pytest.mark.http_stub(assert_all_requests_are_fired=False); got {args!r}",
+    )
     try:
-        return _HttpStubOptions(**kwargs)  # type: ignore[arg-type]
+        return _HttpStubOptions(**kwargs)
     except TypeError:
         valid = ", ".join(_HttpStubOptions.__dataclass_fields__)
         raise TypeError(

@@ -187,51 +187,50 @@ def _lazy_builtins_registry_class() -> type:
             self._pending = tuple(callbacks)
 
         def _load(self) -> None:
+            if not self._pending:
+                return
             with self._lock:
                 pending, self._pending = self._pending, ()
                 for callback in pending:
                     callback(self._app)
 
-        def __missing__(self, key: str) -> Any:
-            if self._pending and key.startswith("celery."):
+        def _load_for(self, key: object) -> None:
+            # Only a built-in's name can be missing because the built-ins are pending.
+            if self._pending and isinstance(key, str) and key.startswith("celery."):
                 self._load()
-                if dict.__contains__(self, key):
-                    return dict.__getitem__(self, key)
+
+        def __missing__(self, key: str) -> Any:
+            self._load_for(key)
+            if dict.__contains__(self, key):
+                return dict.__getitem__(self, key)
             return super().__missing__(key)
 
         def __contains__(self, key: object) -> bool:
-            if self._pending and isinstance(key, str) and key.startswith("celery."):
-                self._load()
+            self._load_for(key)
             return dict.__contains__(self, key)
 
         def get(self, key: Any, default: Any = None) -> Any:
-            if self._pending and isinstance(key, str) and key.startswith("celery."):
-                self._load()
+            self._load_for(key)
             return dict.get(self, key, default)
 
         def __iter__(self) -> Any:
-            if self._pending:
-                self._load()
+            self._load()
             return dict.__iter__(self)
 
         def __len__(self) -> int:
-            if self._pending:
-                self._load()
+            self._load()
             return dict.__len__(self)
 
         def keys(self) -> Any:
-            if self._pending:
-                self._load()
+            self._load()
             return dict.keys(self)
 
         def values(self) -> Any:
-            if self._pending:
-                self._load()
+            self._load()
             return dict.values(self)
 
         def items(self) -> Any:
-            if self._pending:
-                self._load()
+            self._load()
             return dict.items(self)
 
     return LazyBuiltinsRegistry

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_celerybase._markers import marker_kwargs
 from pytest_celerybase._resource_fixtures import *  # noqa: F403 - fixtures, pytest-django style
 from pytest_celerybase._resource_fixtures import HTTP_STUB_MARKER
 from pytest_celerybase._resource_fixtures import __all__ as _resource_fixtures
@@ -100,17 +101,12 @@ def celerybase_config() -> dict[str, Any]:
 
 
 def _marker_settings(node: pytest.Item) -> dict[str, Any]:
-    settings: dict[str, Any] = {}
-    # iter_markers yields the closest first: apply in reverse so the closest wins.
-    for marker in reversed(list(node.iter_markers("celerybase"))):
-        if marker.args:
-            raise TypeError(
-                "@pytest.mark.celerybase takes Celery settings as keyword arguments only, "
-                f"got positional {marker.args!r}; e.g. "
-                "@pytest.mark.celerybase(task_eager_propagates=True)"
-            )
-        settings.update(marker.kwargs)
-    return settings
+    return marker_kwargs(
+        node,
+        "celerybase",
+        "@pytest.mark.celerybase takes Celery settings as keyword arguments only, "
+        "got positional {args!r}; e.g. @pytest.mark.celerybase(task_eager_propagates=True)",
+    )
 
 
 def _merged_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any]:

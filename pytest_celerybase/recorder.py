@@ -497,12 +497,11 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("cache", "hook", "owner", "params", "plain")
+    __slots__ = ("cache", "hook", "owner", "plain")
 
     def __init__(self, hook: str, owner: type) -> None:
         self.hook = hook
         self.owner = owner
-        self.params = _HOOK_PARAMS[hook]
         self.plain = _PLAIN_WRAPPERS[hook]
         # Eager apply() builds a tracer (so reads every hook) per call: reuse the wrapper
         # while the hook it wraps is the same function.  Keyed by id(task): the subclass
