@@ -89,12 +89,7 @@ def _write(directory: Path, live_tests: int, celery_tests: int) -> None:
 
 
 def _plugin_args() -> list[str]:
-    args = ["-p", "celerybase", "-p", "celery.contrib.pytest"]
-    import pytest_celerybase.plugin as plugin
-
-    if not hasattr(plugin, "live_worker"):  # before plugin.py re-exports the fixture
-        args += ["-p", "pytest_celerybase._worker_fixtures"]
-    return args
+    return ["-p", "celerybase", "-p", "celery.contrib.pytest"]
 
 
 def _run(directory: Path, test_file: str) -> list[float]:

@@ -1,33 +1,18 @@
 """Eager vs worker: what Celery does in each mode, as measured (no pytest, no Celery).
 
-:data:`PARITY` is the single source of the README's "Eager vs worker" table:
+:data:`PARITY` is the single source of the "Eager vs worker" table:
 ``tests/test_parity.py`` runs every scenario eagerly (``eager_app``) and on a real worker
 (``live_worker``, solo and threads pools) and fails when the measurement differs from
-the table, and checks that README.md shows the table rendered by :func:`render_table`.
-Hook assertions use :func:`known_difference` to say when a failure is one of these
-differences.  ``python -m pytest_celerybase._parity`` prints the Markdown table.
+the table; ``scripts/parity_table.py`` renders it for the docs.  Hook assertions use
+:func:`known_difference` to say when a failure is one of these differences.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = [
-    "PARITY",
-    "TABLE_END",
-    "TABLE_START",
-    "Outcome",
-    "Scenario",
-    "known_difference",
-    "parse_table",
-    "render_table",
-]
-
-#: Marker comments around the table in README.md.
-TABLE_START = "<!-- parity-table:start -->"
-TABLE_END = "<!-- parity-table:end -->"
+__all__ = ["PARITY", "RAISED", "Outcome", "Scenario", "known_difference"]
 
 #: ``Outcome.state`` of a call that raised instead of returning a result.
 RAISED = "RAISED"
@@ -149,42 +134,6 @@ PARITY: tuple[Scenario, ...] = (
     ),
 )
 
-_HEADER = (
-    "| Scenario | Eager hooks | Eager outcome | Worker hooks | Worker outcome | Note |",
-    "|---|---|---|---|---|---|",
-)
-
-
-def render_table(scenarios: Sequence[Scenario] = PARITY) -> str:
-    """The Markdown table of ``scenarios`` (without the marker comments)."""
-    rows = [
-        f"| {s.title} | {s.eager.render_hooks()} | {s.eager.render_outcome()} "
-        f"| {s.worker.render_hooks()} | {s.worker.render_outcome()} | {s.note} |"
-        for s in scenarios
-    ]
-    return "\n".join([*_HEADER, *rows])
-
-
-def parse_table(markdown: str) -> dict[str, tuple[str, str, str, str]]:
-    """Rows of the table between the markers in ``markdown``: title -> measured cells.
-
-    The cells are eager hooks, eager outcome, worker hooks and worker outcome (the note
-    column is prose and not returned).  Raises ``ValueError`` if the markers are missing.
-    """
-    match = re.search(
-        re.escape(TABLE_START) + r"(.*?)" + re.escape(TABLE_END), markdown, re.DOTALL
-    )
-    if match is None:
-        raise ValueError(f"no table between {TABLE_START!r} and {TABLE_END!r}")
-    rows: dict[str, tuple[str, str, str, str]] = {}
-    for line in match.group(1).strip().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 5 or cells[0] == "Scenario" or set(cells[0]) <= set("-: "):
-            continue
-        rows[cells[0]] = (cells[1], cells[2], cells[3], cells[4])
-    return rows
-
-
 def known_difference(
     expected: Sequence[str], actual: Sequence[str], *, eager: bool
 ) -> str | None:
@@ -206,9 +155,3 @@ def known_difference(
                 "live_worker fixture to check the worker's behaviour."
             )
     return None
-
-
-if __name__ == "__main__":  # pragma: no cover - maintenance helper
-    print(TABLE_START)
-    print(render_table())
-    print(TABLE_END)

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pytest_celerybase._celery_state import CeleryGlobals
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -111,13 +113,11 @@ def isolated_app(
     shared-task finalizers and (for a given app) its configuration, task registry and
     cached backend/connection pool are restored.
     """
-    from celery import _state
-
     settings = {**defaults, **validate_config(config or {})}
-    saved_finalizers = set(_state._on_app_finalizers)
-    saved_default = _state.default_app
-    saved_current = getattr(_state._tls, "current_app", None)
-    saved_join_will_block = _state.task_join_will_block()
+    # Restoring the "inside a task" flag matters too: eager delay() sets it around apply()
+    # without a lock, so threads calling tasks at once can leave it set, and every later
+    # result.get() would raise "Never call result.get() within a task!".
+    saved_globals = CeleryGlobals.save()
     own_app = app is None
     restore_project: Any = None
     if app is None:
@@ -129,14 +129,7 @@ def isolated_app(
         app.set_default()
         yield app
     finally:
-        _state._tls.current_app = saved_current
-        # Eager delay() sets Celery's process-global "inside a task" flag around apply()
-        # without a lock: threads calling tasks at once can leave it set, and every later
-        # result.get() would raise "Never call result.get() within a task!".
-        _state._set_task_join_will_block(saved_join_will_block)
-        _state.set_default_app(saved_default)
-        _state._on_app_finalizers.clear()
-        _state._on_app_finalizers.update(saved_finalizers)
+        saved_globals.restore()
         if restore_project is not None:
             restore_project()
         if own_app:
@@ -148,10 +141,10 @@ def _fresh_app(settings: Mapping[str, Any]) -> Celery:
     """A new finalized app whose built-in tasks are created on first use.
 
     Finalized up front: ``@app.task`` then returns real tasks instead of lazy proxies, and
-    threads calling a task at once cannot race Celery's lazy finalization.  Celery's ~9
-    built-in tasks (``celery.chord_unlock``, ``celery.group``, …) cost ~1.2 ms of the
-    ~1.3 ms it takes to finalize an app, and most tests never touch them: the registry
-    creates them the first time one is looked up or the registry is listed.
+    threads calling a task at once cannot race Celery's lazy finalization.  Creating
+    Celery's built-in tasks (``celery.chord_unlock``, ``celery.group``, …) is most of the
+    cost of finalizing an app, and most tests never touch them: the registry creates
+    them the first time one is looked up or the registry is listed.
     """
     from celery import Celery, _state
 

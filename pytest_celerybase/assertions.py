@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Sequence
 from typing import Any
 
+from pytest_celerybase._targets import Target, check_hooks, resolve
 from pytest_celerybase.recorder import HOOKS, HookCall, HookRecorder, current_recorder
 
 __all__ = [
@@ -21,131 +21,19 @@ _FAILURE_HOOKS = ("on_failure", "on_retry", "after_return")
 _ISSUE_5666 = "https://github.com/celery/celery/issues/5666"
 
 
-class _Target:
-    """What an assertion is about: a task name, optionally narrowed to one task id."""
-
-    __slots__ = ("description", "name", "still_running", "task_id")
-
-    def __init__(self, name: str | None, task_id: str | None, description: str) -> None:
-        self.name = name
-        self.task_id = task_id
-        self.description = description
-        self.still_running = False  # a live worker had not finished it when we gave up
-
-
-def _resolve(task: Any, task_id: str | None) -> _Target:
+def _recorded(task: Any, task_id: str | None) -> tuple[HookRecorder, Target, list[HookCall]]:
+    """Resolve ``task``, wait for a live worker to finish it, and select its calls."""
     __tracebackhide__ = True
-    from celery import Task
-    from celery.result import AsyncResult, ResultBase
-
-    if task_id is not None and not isinstance(task_id, str):
-        raise TypeError(f"task_id must be a str, got {type(task_id).__name__} {task_id!r}")
-    if isinstance(task, str):
-        if not task:
-            raise ValueError("task name must not be empty")
-        _check_known_name(task)
-        return _Target(task, task_id, f"task {task!r}")
-    if isinstance(task, AsyncResult):  # EagerResult is one too
-        name = getattr(task, "name", None) or _recorded_name_of(task.id)
-        if task_id is not None and task_id != task.id:
-            raise ValueError(
-                f"task_id={task_id!r} contradicts the result given, whose id is {task.id!r}"
-            )
-        label = f"task {name!r}" if name else "task"
-        return _Target(name, task.id, f"{label} (execution {task.id})")
-    if isinstance(task, ResultBase):
-        raise TypeError(
-            f"expected a single task's result, got {type(task).__name__}: assert on each "
-            "child result (e.g. `for r in result.results: ...`) or on the task itself"
-        )
-    if isinstance(task, Task) or _is_task_proxy(task):
-        return _Target(task.name, task_id, f"task {task.name!r}")
-    raise TypeError(
-        f"expected a Celery task, a registered task name (str) or a task result "
-        f"(AsyncResult/EagerResult), got {type(task).__name__}: {task!r}"
-    )
-
-
-def _is_task_proxy(obj: Any) -> bool:
-    # ``@app.task`` returns a lazy Proxy until the app is finalized; resolving it is safe.
-    from celery.local import Proxy
-
-    if not isinstance(obj, Proxy):
-        return False
-    from celery import Task
-
-    return isinstance(obj._get_current_object(), Task)
-
-
-def _recorded_name_of(task_id: str) -> str | None:
     recorder = current_recorder()
-    info = recorder.executions.get(task_id)
-    if info is not None:
-        return info.task_name
-    for call in recorder.calls:
-        if call.task_id == task_id:
-            return call.task_name
-    for pub in recorder.published:
-        if pub.task_id == task_id:
-            return pub.task_name
-    return None
-
-
-def _check_known_name(name: str) -> None:
-    __tracebackhide__ = True
-    # A misspelled name would otherwise make `assert_hooks_not_called("x")` pass silently.
-    recorder = current_recorder()
-    if name in recorder.task_names() or any(p.task_name == name for p in recorder.published):
-        return
-    registered = _registered_names(include_builtin=True)
-    if name in registered:
-        return
-    close = difflib.get_close_matches(name, sorted(set(registered) | set(recorder.task_names())))
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
-        f"no task named {name!r} is registered on any Celery app, ran, or was sent in "
-        f"this test{hint}"
-    )
-
-
-def _check_hooks(hooks: Any, *, argname: str = "hooks", ordered: bool = True) -> list[str]:
-    __tracebackhide__ = True
-    if ordered and isinstance(hooks, (AbstractSet, Mapping)):
-        # A set has no order: the comparison would depend on string hashing.
-        raise TypeError(
-            f"{argname} must be a list of hook names in call order, got a "
-            f"{type(hooks).__name__} {hooks!r}, which has no order; write a list"
-        )
-    if isinstance(hooks, str):
-        raise TypeError(
-            f"{argname} must be a list of hook names, got the str {hooks!r}; write [{hooks!r}]"
-        )
-    if not isinstance(hooks, Iterable):
-        raise TypeError(
-            f"{argname} must be a list of hook names, got {type(hooks).__name__}: {hooks!r}"
-        )
-    names = list(hooks)
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(
-                f"hook names must be str, got {type(name).__name__} {name!r} in {argname}"
-            )
-        if name not in HOOKS:
-            close = difflib.get_close_matches(name, HOOKS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown hook {name!r}{hint}; valid hooks are: {', '.join(HOOKS)}")
-    return names
-
-
-def _settle(recorder: HookRecorder, target: _Target) -> None:
+    if task is None:
+        target = Target(None, task_id, f"execution {task_id}")
+    else:
+        target = resolve(task, task_id, recorder)
     # A live worker stores the result before on_success/after_return run: wait until
     # it has finished the task so the test needs no sleep.
-    idle = recorder.wait_idle(target.name if target.task_id is None else None, target.task_id)
-    target.still_running = not idle
-
-
-def _selected(recorder: HookRecorder, target: _Target) -> list[HookCall]:
-    return recorder.calls_for(target.name, target.task_id)
+    by_name = target.name if target.task_id is None else None
+    target.still_running = not recorder.wait_idle(by_name, target.task_id)
+    return recorder, target, recorder.calls_for(target.name, target.task_id)
 
 
 def hook_calls(task: Any = None, *, task_id: str | None = None) -> list[HookCall]:
@@ -153,16 +41,11 @@ def hook_calls(task: Any = None, *, task_id: str | None = None) -> list[HookCall
 
     ``task`` is a task, a registered task name or a result (then only that execution).
     """
-    recorder = current_recorder()
     if task is None and task_id is None:
+        recorder = current_recorder()
         recorder.wait_idle()
         return list(recorder.calls)
-    if task is None:
-        target = _Target(None, task_id, f"execution {task_id}")
-    else:
-        target = _resolve(task, task_id)
-    _settle(recorder, target)
-    return _selected(recorder, target)
+    return _recorded(task, task_id)[2]
 
 
 def assert_hooks_called(task: Any, hooks: Sequence[str], *, task_id: str | None = None) -> None:
@@ -172,11 +55,8 @@ def assert_hooks_called(task: Any, hooks: Sequence[str], *, task_id: str | None 
     execution counts); ``task_id`` narrows a task or name to one execution.
     """
     __tracebackhide__ = True
-    expected = _check_hooks(hooks)
-    target = _resolve(task, task_id)
-    recorder = current_recorder()
-    _settle(recorder, target)
-    calls = _selected(recorder, target)
+    expected = check_hooks(hooks)
+    recorder, target, calls = _recorded(task, task_id)
     actual = [c.hook for c in calls]
     if actual != expected:
         raise AssertionError(_mismatch_message(recorder, target, expected, calls, "exactly"))
@@ -191,13 +71,10 @@ def assert_hooks_called_in_order(
     ``before_start, on_retry, before_start, on_success, after_return``.
     """
     __tracebackhide__ = True
-    expected = _check_hooks(hooks)
+    expected = check_hooks(hooks)
     if not expected:
         raise ValueError("hooks must name at least one hook for an in-order check")
-    target = _resolve(task, task_id)
-    recorder = current_recorder()
-    _settle(recorder, target)
-    calls = _selected(recorder, target)
+    recorder, target, calls = _recorded(task, task_id)
     remaining = iter(c.hook for c in calls)
     if not all(any(h == a for a in remaining) for h in expected):
         raise AssertionError(_mismatch_message(recorder, target, expected, calls, "in order"))
@@ -208,11 +85,8 @@ def assert_hooks_not_called(
 ) -> None:
     """Assert none of ``hooks`` (default: no hook at all) was recorded for ``task``."""
     __tracebackhide__ = True
-    forbidden = list(HOOKS) if hooks is None else _check_hooks(hooks, ordered=False)
-    target = _resolve(task, task_id)
-    recorder = current_recorder()
-    _settle(recorder, target)
-    calls = _selected(recorder, target)
+    forbidden = list(HOOKS) if hooks is None else check_hooks(hooks, ordered=False)
+    _, target, calls = _recorded(task, task_id)
     fired = [c for c in calls if c.hook in forbidden]
     if fired:
         which = "any hook" if hooks is None else f"any of {forbidden}"
@@ -253,7 +127,7 @@ def apply_and_raise(
 # -- failure messages --------------------------------------------------------------------
 def _mismatch_message(
     recorder: HookRecorder,
-    target: _Target,
+    target: Target,
     expected: list[str],
     calls: list[HookCall],
     mode: str,
@@ -290,7 +164,7 @@ def _per_execution(calls: list[HookCall]) -> list[str]:
 
 
 def _hints(
-    recorder: HookRecorder, target: _Target, expected: list[str], calls: list[HookCall]
+    recorder: HookRecorder, target: Target, expected: list[str], calls: list[HookCall]
 ) -> list[str]:
     hints: list[str] = []
     if target.still_running:
@@ -334,7 +208,7 @@ def _hints(
     return hints
 
 
-def _never_ran_hints(recorder: HookRecorder, target: _Target) -> list[str]:
+def _never_ran_hints(recorder: HookRecorder, target: Target) -> list[str]:
     hints: list[str] = []
     sent = [
         p
@@ -355,16 +229,3 @@ def _never_ran_hints(recorder: HookRecorder, target: _Target) -> list[str]:
     else:
         hints.append("no task ran in this test at all")
     return hints
-
-
-def _registered_names(*, include_builtin: bool = False) -> list[str]:
-    from celery import _state, current_app
-
-    names: dict[str, None] = {}
-    try:
-        names.update(dict.fromkeys(current_app.tasks))
-    except Exception:  # an app that cannot finalize must not hide the real failure
-        pass
-    for app in list(_state._get_active_apps()):
-        names.update(dict.fromkeys(app._tasks))
-    return [n for n in names if include_builtin or not n.startswith("celery.")]

@@ -34,11 +34,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from celery.backends.cache import CacheBackend
 from celery.exceptions import NotRegistered
+
+from pytest_celerybase._celery_state import CeleryGlobals
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -53,9 +56,12 @@ __all__ = [
     "LiveWorker",
     "MemoryResultBackend",
     "UnregisteredTaskError",
+    "WorkerOptions",
     "WorkerStartError",
     "WorkerStopError",
+    "check_pool",
     "live_defaults",
+    "worker_options",
 ]
 
 #: Environment variable naming the broker live workers use instead of ``memory://``.
@@ -124,20 +130,63 @@ def live_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return settings
 
 
-def split_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
-    """Separate the ``celerybase_worker_*`` options from the Celery settings.
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a live worker runs: its pool, concurrency and start/stop time-outs."""
 
-    Returns the Celery settings and ``{"start_timeout": ..., "stop_timeout": ...}``.
+    pool: str = "solo"
+    concurrency: int = 1
+    start_timeout: float = DEFAULT_START_TIMEOUT
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+
+
+def worker_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], WorkerOptions]:
+    """Check a live worker's test settings; return the Celery settings and the options.
+
+    ``settings`` are the test's own (applied over :func:`live_defaults`).  The
+    ``celerybase_worker_start_timeout``/``..._stop_timeout`` options are taken out; the
+    pool is ``worker_pool`` (default solo, or threads when only ``worker_concurrency > 1``
+    is given).  Raises ``ValueError`` naming what is wrong and what is valid.
     """
     celery_settings = dict(settings)
-    options = {"start_timeout": DEFAULT_START_TIMEOUT, "stop_timeout": DEFAULT_STOP_TIMEOUT}
+    if celery_settings.get("task_always_eager"):
+        raise ValueError(
+            "task_always_eager=True would run every task in the test thread instead of on "
+            "the worker; remove it from celerybase_config / @pytest.mark.celerybase (use "
+            "eager_app for eager tests)"
+        )
+    timeouts: dict[str, float] = {}
     for key in _OPTION_KEYS:
         if key in celery_settings:
             value = celery_settings.pop(key)
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{key} must be a positive number of seconds, got {value!r}")
-            options[key.removeprefix("celerybase_worker_")] = float(value)
-    return celery_settings, options
+            timeouts[key.removeprefix("celerybase_worker_")] = float(value)
+    concurrency = celery_settings.get("worker_concurrency", LIVE_DEFAULTS["worker_concurrency"])
+    pool = celery_settings.get("worker_pool")
+    if pool is None:
+        # concurrency asked for without a pool: solo cannot give it
+        multiple = isinstance(concurrency, int) and concurrency > 1
+        pool = "threads" if multiple else LIVE_DEFAULTS["worker_pool"]
+    check_pool(pool, concurrency)
+    return celery_settings, WorkerOptions(pool, concurrency, **timeouts)
+
+
+def check_pool(pool: Any, concurrency: Any) -> None:
+    """Raise ``ValueError`` unless ``pool`` runs in-process with ``concurrency`` slots."""
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"worker_concurrency must be an int >= 1, got {concurrency!r}")
+    if pool not in SUPPORTED_POOLS:
+        raise ValueError(
+            f"live_worker runs in-process, so worker_pool must be one of "
+            f"{', '.join(map(repr, SUPPORTED_POOLS))}, got {pool!r}; e.g. "
+            "@pytest.mark.celerybase(worker_pool='threads', worker_concurrency=4)"
+        )
+    if pool == "solo" and concurrency > 1:
+        raise ValueError(
+            f"the solo pool runs one task at a time, got worker_concurrency={concurrency}; "
+            "use worker_pool='threads' for concurrency"
+        )
 
 
 class WorkerStartError(RuntimeError):
@@ -233,19 +282,7 @@ class LiveWorker:
         conf = app.conf
         pool = pool if pool is not None else str(conf.worker_pool)
         concurrency = concurrency if concurrency is not None else conf.worker_concurrency
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ValueError(f"worker_concurrency must be an int >= 1, got {concurrency!r}")
-        if pool not in SUPPORTED_POOLS:
-            raise ValueError(
-                f"live_worker runs in-process, so worker_pool must be one of "
-                f"{', '.join(map(repr, SUPPORTED_POOLS))}, got {pool!r}; e.g. "
-                "@pytest.mark.celerybase(worker_pool='threads', worker_concurrency=4)"
-            )
-        if pool == "solo" and concurrency > 1:
-            raise ValueError(
-                f"the solo pool runs one task at a time, got worker_concurrency={concurrency}; "
-                "use worker_pool='threads' for concurrency"
-            )
+        check_pool(pool, concurrency)
         #: The app the worker consumes for (current and default during the test).
         self.app = app
         #: ``"solo"`` or ``"threads"``.
@@ -267,16 +304,30 @@ class LiveWorker:
         self._stopping = threading.Event()
         self._hub: Any = None
         self._crash: BaseException | None = None
-        self._saved_join_will_block: bool | None = None
         # What start() changed and stop() puts back (None: nothing to restore).
+        self._saved_globals: CeleryGlobals | None = None
         self._saved_backend_alias: tuple[Any] | None = None
-        self._saved_apps: tuple[Any, Any] | None = None
 
     def __repr__(self) -> str:
+        # Also shown for a half-built worker (a traceback through __init__'s checks).
+        attrs = vars(self)
+        if "hostname" not in attrs:
+            return f"<{type(self).__name__} (not initialized)>"
         state = "running" if self.running else "stopped"
         return (
             f"<LiveWorker {self.hostname} app={self.app.main!r} pool={self.pool} "
             f"concurrency={self.concurrency} {state}>"
+        )
+
+    @classmethod
+    def from_options(cls, app: Celery, options: WorkerOptions) -> LiveWorker:
+        """A worker for ``app`` configured by :func:`worker_options`."""
+        return cls(
+            app,
+            pool=options.pool,
+            concurrency=options.concurrency,
+            start_timeout=options.start_timeout,
+            stop_timeout=options.stop_timeout,
         )
 
     @property
@@ -308,10 +359,10 @@ class LiveWorker:
 
         if self._thread is not None:
             raise RuntimeError("this LiveWorker was started already; make a new one")
-        self._saved_join_will_block = _state.task_join_will_block()
         # Celery's worker finds tasks through the current app (trace_task_ret), which is
-        # the default app in the worker's threads: make it this app while running.
-        self._saved_apps = (getattr(_state._tls, "current_app", None), _state.default_app)
+        # the default app in the worker's threads: make it this app while running.  The
+        # finalizers are the test's business (a task declared meanwhile stays declared).
+        self._saved_globals = CeleryGlobals.save(finalizers=False)
         self.app.set_current()
         self.app.set_default()
         self._use_memory_backend()
@@ -319,7 +370,6 @@ class LiveWorker:
         try:
             self.controller = _make_controller(self)
         except Exception as exc:
-            _state._set_task_join_will_block(self._saved_join_will_block)
             self._restore_globals()
             raise WorkerStartError(f"live_worker could not be created: {exc!r}") from exc
         self._thread = threading.Thread(
@@ -361,8 +411,6 @@ class LiveWorker:
         Raises :class:`WorkerStopError` if the thread is still running a task after
         :attr:`stop_timeout` seconds (threads cannot be killed: it is left as a daemon).
         """
-        from celery import _state
-
         thread = self._thread
         try:
             if thread is not None and thread.is_alive():
@@ -374,9 +422,6 @@ class LiveWorker:
                 if thread.is_alive():
                     raise WorkerStopError(self._stop_failure())
         finally:
-            if self._saved_join_will_block is not None:
-                _state._set_task_join_will_block(self._saved_join_will_block)
-                self._saved_join_will_block = None
             if thread is not None and not thread.is_alive():
                 self._purge_leftovers(delete=True)
             self._restore_globals()
@@ -406,11 +451,9 @@ class LiveWorker:
             loader.override_backends = {**loader.override_backends, "cache": _MEMORY_BACKEND}
 
     def _restore_globals(self) -> None:
-        from celery import _state
-
-        if self._saved_apps is not None:
-            (_state._tls.current_app, default), self._saved_apps = self._saved_apps, None
-            _state.set_default_app(default)
+        if self._saved_globals is not None:
+            self._saved_globals.restore()
+            self._saved_globals = None
         if self._saved_backend_alias is not None:
             (saved,), self._saved_backend_alias = self._saved_backend_alias, None
             if saved is _MISSING:

@@ -27,6 +27,7 @@ down only at session end, so the comparison is deferred to ``pytest_sessionfinis
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -36,8 +37,10 @@ from typing import Any
 
 import pytest
 
+from pytest_celerybase._celery_state import CeleryGlobals
+
 _TRACE_ATTRS = ("build_tracer", "trace_task")
-_RECORDER = "pytest_celerybase.recorder"
+_INSTRUMENT = "pytest_celerybase._instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
 
 
@@ -61,23 +64,20 @@ def take() -> Snapshot:
     from celery import _state, signals
     from celery.app import trace
 
-    from pytest_celerybase import recorder
+    from pytest_celerybase import _instrument, recorder
 
     snap = Snapshot()
     v = snap.values
     for attr in _TRACE_ATTRS:
         v[f"celery.app.trace.{attr}"] = getattr(trace, attr)
-    v["current app"] = getattr(_state._tls, "current_app", None)
-    v["default app"] = _state.default_app
-    v["celery._state._on_app_finalizers"] = frozenset(_state._on_app_finalizers)
-    # set by a worker pool in this process: result.get() then refuses to block
-    v["celery._state._task_join_will_block"] = _state._task_join_will_block
-    v["recorder._stack"] = tuple(recorder._stack)
-    v["recorder._patches"] = tuple(recorder._patches)
-    v["recorder._recording_classes"] = frozenset(recorder._recording_classes)
-    v["after_task_publish receivers"] = tuple(
-        key for key, _ in signals.after_task_publish.receivers
-    )
+    v["celery globals"] = CeleryGlobals.save()
+    v["recorder.STACK"] = tuple(recorder.STACK)
+    v["_instrument._patches"] = tuple(_instrument._patches)
+    v["_instrument._recording_classes"] = frozenset(_instrument._recording_classes)
+    for signal in ("before_task_publish", "after_task_publish"):
+        v[f"{signal} receivers"] = tuple(
+            key for key, _ in getattr(signals, signal).receivers
+        )
     bindings = _bindings_module()
     if bindings is not None:
         v["pytest_celerybase._bindings"] = dict(bindings.snapshot())
@@ -136,12 +136,14 @@ def _responses_default_mock() -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (frozenset, tuple, dict)):
+    if isinstance(a, (frozenset, tuple, dict, CeleryGlobals)):
         return bool(a == b)
     return a is b
 
 
 def _change(old: Any, new: Any) -> str:
+    if isinstance(old, CeleryGlobals) and isinstance(new, CeleryGlobals):
+        return _change(vars_of(old), vars_of(new))
     if isinstance(old, frozenset) and isinstance(new, frozenset):
         parts = [f"+{sorted(map(repr, new - old))}" if new - old else ""]
         parts.append(f"-{sorted(map(repr, old - new))}" if old - new else "")
@@ -150,6 +152,10 @@ def _change(old: Any, new: Any) -> str:
         keys = [k for k in old.keys() | new.keys() if old.get(k) != new.get(k)]
         return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(keys))
     return f"{old!r} -> {new!r}"
+
+
+def vars_of(globals_: CeleryGlobals) -> dict[str, Any]:
+    return {f.name: getattr(globals_, f.name) for f in dataclasses.fields(globals_)}
 
 
 def compare(before: Snapshot, after: Snapshot) -> list[str]:
@@ -214,13 +220,9 @@ def restore(before: Snapshot) -> None:
                 key = f"{name}.{attr}"
                 if key in before.bound:
                     setattr(module, attr, before.bound[key])
-                elif getattr(module.__dict__.get(attr), "__module__", "") == _RECORDER:
+                elif getattr(module.__dict__.get(attr), "__module__", "") == _INSTRUMENT:
                     setattr(module, attr, v[f"celery.app.trace.{attr}"])
-    _state._tls.current_app = v["current app"]
-    _state.set_default_app(v["default app"])
-    _state._on_app_finalizers.clear()
-    _state._on_app_finalizers.update(v["celery._state._on_app_finalizers"])
-    _state._set_task_join_will_block(v["celery._state._task_join_will_block"])
+    v["celery globals"].restore()
     bindings = _bindings_module()
     if bindings is not None and "pytest_celerybase._bindings" in v:
         bindings.restore(v["pytest_celerybase._bindings"])

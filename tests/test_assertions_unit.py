@@ -23,6 +23,7 @@ from pytest_celerybase import (
     hook_calls,
     recording,
 )
+from pytest_celerybase import _targets as tg
 from pytest_celerybase import assertions as asr
 from pytest_celerybase.recorder import HookCall, HookRecorder
 
@@ -111,7 +112,7 @@ def test_task_name_result_and_task_id_forms(rec: HookRecorder, tasks: Any) -> No
 
 def test_result_of_an_unrecorded_execution_has_no_name(rec: HookRecorder, app: Celery) -> None:
     result = app.AsyncResult("never-seen")
-    target = asr._resolve(result, None)
+    target = tg.resolve(result, None)
     assert (target.name, target.task_id) == (None, "never-seen")
     assert target.description == "task (execution never-seen)"
     assert_hooks_called(result, [])
@@ -121,21 +122,21 @@ def test_result_name_is_taken_from_records(rec: HookRecorder, app: Celery, tasks
     result = tasks.ok.delay(5)
     plain = app.AsyncResult(result.id)  # carries no name
     assert getattr(plain, "name", None) is None
-    target = asr._resolve(plain, None)
+    target = tg.resolve(plain, None)
     assert (target.name, target.description) == ("u.ok", f"task 'u.ok' (execution {result.id})")
     rec.calls.clear()
-    rec.executions[result.id] = asr.current_recorder().executions.get(result.id) or _info(
+    rec.executions[result.id] = rec.executions.get(result.id) or _info(
         result.id, "u.from_execution"
     )
-    assert asr._recorded_name_of(result.id) == "u.from_execution"
+    assert tg.recorded_name_of(result.id, rec) == "u.from_execution"
     rec.executions.clear()
     rec.published.append(_pub(result.id, "u.from_publication"))
-    assert asr._recorded_name_of(result.id) == "u.from_publication"
+    assert tg.recorded_name_of(result.id, rec) == "u.from_publication"
     rec.published.clear()
     rec.calls.append(HookCall("before_start", "u.from_call", result.id))
     rec.published.append(_pub(result.id, "u.from_publication"))
-    assert asr._recorded_name_of(result.id) == "u.from_call"
-    assert asr._recorded_name_of("other") is None
+    assert tg.recorded_name_of(result.id, rec) == "u.from_call"
+    assert tg.recorded_name_of("other", rec) is None
 
 
 def _info(task_id: str, name: str) -> Any:
@@ -145,9 +146,9 @@ def _info(task_id: str, name: str) -> Any:
 
 
 def _pub(task_id: str, name: str) -> Any:
-    from pytest_celerybase.recorder import _Publication
+    from pytest_celerybase.recorder import Publication
 
-    return _Publication(task_id, name)
+    return Publication(task_id, name)
 
 
 def test_task_proxy_is_accepted(rec: HookRecorder) -> None:
@@ -158,8 +159,8 @@ def test_task_proxy_is_accepted(rec: HookRecorder) -> None:
     def proxied() -> int:
         return 1
 
-    assert asr._is_task_proxy(proxied) is True
-    assert asr._is_task_proxy(object()) is False
+    assert tg.is_task_proxy(proxied) is True
+    assert tg.is_task_proxy(object()) is False
     proxied.delay()
     assert_hooks_called(proxied, SUCCESS)
     lazy.close()
@@ -363,14 +364,15 @@ def test_bad_hooks(
         assert str(excinfo.value) == message
 
 
-def test_check_hooks_names_its_argument() -> None:
-    assert asr._check_hooks(("before_start",), argname="x") == ["before_start"]
-    with pytest.raises(TypeError, match=r"^x must be a list of hook names, got the str"):
-        asr._check_hooks("before_start", argname="x")
-    with pytest.raises(TypeError, match=r"^x must be a list of hook names, got int"):
-        asr._check_hooks(1, argname="x")
-    with pytest.raises(TypeError, match=r"^hook names must be str, got int 1 in x$"):
-        asr._check_hooks([1], argname="x")
+def test_check_hooks_accepts_any_iterable_and_names_the_mistake() -> None:
+    assert tg.check_hooks(("before_start",)) == ["before_start"]
+    with pytest.raises(TypeError, match=r"^hooks must be a list of hook names, got the str"):
+        tg.check_hooks("before_start")
+    with pytest.raises(TypeError, match=r"^hooks must be a list of hook names, got int"):
+        tg.check_hooks(1)
+    with pytest.raises(TypeError, match=r"^hook names must be str, got int 1 in hooks$"):
+        tg.check_hooks([1])
+    assert tg.check_hooks({"on_retry"}, ordered=False) == ["on_retry"]
 
 
 @pytest.mark.parametrize(
@@ -440,17 +442,16 @@ def test_result_contradicting_task_id_and_group_result(rec: HookRecorder, tasks:
 def test_known_names_come_from_records_publications_and_registries(
     rec: HookRecorder, app: Celery, tasks: Any
 ) -> None:
-    asr._check_known_name("u.ok")  # registered on a live app
-    asr._check_known_name("celery.chord")  # built-in
+    tg.check_known_name("u.ok", rec)  # registered on a live app
+    tg.check_known_name("celery.chord", rec)  # built-in
     rec.calls.append(HookCall("before_start", "only.recorded", "1"))
-    asr._check_known_name("only.recorded")
+    tg.check_known_name("only.recorded", rec)
     rec.published.append(_pub("2", "only.published"))
-    asr._check_known_name("only.published")
+    tg.check_known_name("only.published", rec)
     rec.executions["3"] = _info("3", "only.executed")
-    asr._check_known_name("only.executed")
-    names = asr._registered_names()
-    assert "u.ok" in names and not any(n.startswith("celery.") for n in names)
-    assert "celery.chord" in asr._registered_names(include_builtin=True)
+    tg.check_known_name("only.executed", rec)
+    names = tg.registered_names()
+    assert "u.ok" in names and "celery.chord" in names
 
 
 def test_registered_names_survive_a_broken_current_app(
@@ -467,12 +468,12 @@ def test_registered_names_survive_a_broken_current_app(
     from celery import current_app
 
     assert isinstance(current_app, Broken)
-    assert "u.ok" in asr._registered_names()
+    assert "u.ok" in tg.registered_names()
 
 
 def test_hook_calls_settles_and_filters(rec: HookRecorder, tasks: Any) -> None:
     rec.watch_worker_tasks(lambda: {"u.ok"})
-    rec._mark_published("w1", "u.ok")
+    rec._after_publish("w1", "u.ok")
     rec.wait_timeout = 0.05
     assert hook_calls() == []  # waited (bounded) for the worker, then returned
     rec.calls.append(HookCall("before_start", "u.ok", "w1"))
@@ -533,11 +534,11 @@ def test_helper_frames_are_hidden_from_tracebacks(rec: HookRecorder, tasks: Any)
 
 
 def test_descriptions(rec: HookRecorder, tasks: Any) -> None:
-    assert asr._resolve("u.ok", None).description == "task 'u.ok'"
-    assert asr._resolve(tasks.ok, "x").description == "task 'u.ok'"
+    assert tg.resolve("u.ok", None).description == "task 'u.ok'"
+    assert tg.resolve(tasks.ok, "x").description == "task 'u.ok'"
     result = tasks.ok.delay()
     rec.clear()  # the name must come from the result itself
-    target = asr._resolve(result, None)
+    target = tg.resolve(result, None)
     # Measured: EagerResult carries the task name from Celery 5.3.5 on; on 5.3.0-5.3.4 it
     # has none, so with the records cleared only the id is known (it still selects).
     has_name = tuple(celery.VERSION[:3]) >= (5, 3, 5)
@@ -601,7 +602,7 @@ def test_assertions_wait_only_for_their_own_task(rec: HookRecorder, tasks: Any) 
 
     rec.wait_timeout = 20
     rec.watch_worker_tasks(lambda: {"u.ok", "u.idle"})
-    rec._mark_published("stuck", "u.idle")  # never finishes
+    rec._after_publish("stuck", "u.idle")  # never finishes
 
     def finish() -> None:
         rec.calls.extend(HookCall(h, "u.ok", "w1") for h in SUCCESS)
@@ -612,7 +613,7 @@ def test_assertions_wait_only_for_their_own_task(rec: HookRecorder, tasks: Any) 
         lambda: assert_hooks_called(tasks.ok, SUCCESS, task_id="w1"),
     ):
         rec.calls.clear()
-        rec._mark_published("w1", "u.ok")
+        rec._after_publish("w1", "u.ok")
         timer = threading.Timer(0.05, finish)
         start = time.monotonic()
         timer.start()
@@ -636,6 +637,6 @@ def test_tasks_of_a_current_app_not_finalized_yet_are_known(
 
     assert not pending.finalized
     monkeypatch.setattr(_state._tls, "current_app", pending)
-    asr._check_known_name("u.pending")  # current_app.tasks finalizes it
-    assert "u.pending" in asr._registered_names()
+    tg.check_known_name("u.pending", rec)  # current_app.tasks finalizes it
+    assert "u.pending" in tg.registered_names()
     pending.close()

@@ -136,12 +136,59 @@ def test_timeout(live_worker):
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines_random(
         [
-            "E * ValueError: the solo pool runs one task at a time, got worker_concurrency=2; "
-            "use worker_pool='threads' for concurrency",
-            "E * ValueError: celerybase_worker_start_timeout must be a positive number of "
-            "seconds, got 0",
+            "live_worker: ValueError: the solo pool runs one task at a time, got "
+            "worker_concurrency=2; use worker_pool='threads' for concurrency",
+            "live_worker: ValueError: celerybase_worker_start_timeout must be a positive "
+            "number of seconds, got 0",
         ]
     )
+    _assert_no_traceback_into_the_plugin(result)
+
+
+def _assert_no_traceback_into_the_plugin(result: pytest.RunResult) -> None:
+    out = result.stdout.str()
+    assert "pytest_celerybase/" not in out, out
+    assert "During handling of the above exception" not in out, out
+    assert "raised in repr()" not in out, out
+
+
+def test_misspelled_setting_gives_one_line_for_both_apps(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.celerybase(worker_concurency=2)
+def test_worker(live_worker):
+    pass
+
+@pytest.mark.celerybase(worker_concurency=2)
+def test_eager(eager_app):
+    pass
+
+@pytest.mark.celerybase(worker_pool="prefrok")
+def test_pool(live_worker):
+    pass
+"""
+    )
+    result = run()
+    result.assert_outcomes(errors=3)
+    typo = (
+        "unknown Celery setting 'worker_concurency' (did you mean 'worker_concurrency'?); "
+        "see https://docs.celeryq.dev/en/stable/userguide/configuration.html"
+    )
+    result.stdout.fnmatch_lines_random(
+        [
+            f"live_worker: ValueError: {typo}",
+            f"eager_app: ValueError: {typo}",
+            "live_worker: ValueError: live_worker runs in-process, so worker_pool must be one "
+            "of 'solo', 'threads', got 'prefrok'; *",
+        ]
+    )
+    # one line each: the message is not repeated after a chained exception
+    assert result.stdout.str().count(typo) == 2
+    _assert_no_traceback_into_the_plugin(result)
 
 
 def test_live_worker_conflicting_with_eager_settings(
@@ -163,10 +210,11 @@ def test_both_apps(eager_app, live_worker):
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines_random(
         [
-            "live_worker: task_always_eager=True would run every task in the test thread "
-            "instead of on the worker; remove it from celerybase_config / "
-            "@pytest.mark.celerybase (use eager_app for eager tests).",
-            "live_worker: eager_app and live_worker cannot be used in the same test: each "
+            "live_worker: ValueError: task_always_eager=True would run every task in the test "
+            "thread instead of on the worker; remove it from celerybase_config / "
+            "@pytest.mark.celerybase (use eager_app for eager tests)",
+            "live_worker: ValueError: eager_app and live_worker cannot be used in the same "
+            "test: each "
             "makes its own app the current one. Use live_worker.app (not eager) or eager_app "
             "(eager), one per test.",
         ]

@@ -168,9 +168,10 @@ def test_both_markers(celery_app, eager_app):
             current = sections.setdefault(header[1], set())
         elif current is not None and (name := re.match(r"(\w+)(?: \[\w+ scope\])?", line)):
             current.add(name[1])
-    ours = sections["pytest_celerybase.plugin"]
+    ours = sections["pytest_celerybase.fixtures"]
     theirs = sections["celery.contrib.pytest"]
-    assert {"eager_app", "hook_recorder", "celerybase_config"} <= ours
+    assert {"eager_app", "hook_recorder", "celerybase_config", "live_worker", "http_stub"} <= ours
+    assert len(sections) == 3  # ours, celery.contrib.pytest, pytest_mock: nothing private
     assert {"celery_app", "celery_worker", "celery_config"} <= theirs
     assert not ours & theirs
     assert not any(name.startswith("celery_") for name in ours)

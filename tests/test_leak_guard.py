@@ -15,10 +15,11 @@ import requests  # noqa: F401
 import responses  # noqa: F401
 import sqlalchemy  # noqa: F401
 
-import pytest_celerybase._resource_fixtures
+import pytest_celerybase.fixtures  # noqa: F401
 import pytest_celerybase.bases.sinks  # noqa: F401
 from tests import leak_guard
-from tests.conftest import RunPytest, _celery_globals_restored
+from pytest_celerybase._celery_state import celery_globals_restored
+from tests.conftest import RunPytest
 
 USES_EVERYTHING = '''
 import signal, time
@@ -177,7 +178,7 @@ def test_never_runs():
     )
     before = leak_guard.take()
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    with _celery_globals_restored():
+    with celery_globals_restored():
         # no_reraise_ctrlc: the inner Ctrl-C must not interrupt this (outer) session
         result = pytester.runpytest_inprocess(
             *("-p", "celerybase", "-p", "tests.leak_guard", "-p", "no:cacheprovider"),
@@ -241,7 +242,7 @@ def test_3_clean():
             "  - celery.app.trace.build_tracer: <function *build_tracer*> -> <function*<lambda>*>",
             "  - pytest_celerybase._bindings: redis: () -> (Token(key=BindingKey(name='redis')*",
             "*ERROR at teardown of test_2_leaks_the_current_app*",
-            "  - current app: * -> <Celery stray*>",
+            "  - celery globals: current_app: * -> <Celery stray*>",
         ]
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -12,6 +12,7 @@ from celery import Celery, shared_task
 from celery.exceptions import NotRegistered
 
 from pytest_celerybase import HookRecorder, assert_hooks_called, hook_calls
+from pytest_celerybase._inflight import InFlight
 from pytest_celerybase.worker import (
     BROKER_URL_ENV,
     RESULT_BACKEND_ENV,
@@ -144,17 +145,22 @@ def test_result_get_is_allowed_in_the_test_thread(live_worker: LiveWorker) -> No
 def test_in_flight_counts_from_the_start_of_a_publication() -> None:
     # A worker can run and finish a task before the publishing thread gets the
     # after_task_publish signal: the task must not then count as queued forever.
-    recorder = HookRecorder()
-    recorder.watch_worker_tasks(lambda: {"t"})
-    recorder._publishing("id-1", "t")  # before_task_publish
-    recorder._execution_started("id-1", "t", False, False)
-    recorder._execution_finished("id-1")
-    recorder._mark_published("id-1", "t")  # after_task_publish, late
-    assert recorder.wait_idle(timeout=0)
+    inflight = InFlight()
+    inflight.watch(lambda: {"t"})
+    inflight.publishing("id-1", "t")  # before_task_publish
+    seen: list[list[str]] = []  # by another thread (this one's would count as failed)
+    other = threading.Thread(target=lambda: seen.append(inflight.busy()))
+    other.start()
+    other.join()
+    assert seen == [["id-1"]]
+    inflight.started("id-1", "t")
+    inflight.finished("id-1")
+    inflight.published("id-1", "t")  # after_task_publish, late
+    assert inflight.wait_idle(timeout=0)
     # A publication that raised (EncodeError) is never confirmed: not in flight either.
-    recorder._publishing("id-2", "t")
-    assert recorder.wait_idle(timeout=0)
-    assert [p.task_id for p in recorder.published] == ["id-1"]
+    inflight.publishing("id-2", "t")
+    assert inflight.busy() == []
+    assert inflight.wait_idle(timeout=0)
 
 
 # -- unregistered tasks --------------------------------------------------------------------
@@ -366,6 +372,8 @@ def test_settings_are_checked() -> None:
         LiveWorker(app, pool="solo", concurrency=2)
     with pytest.raises(ValueError, match="worker_concurrency must be an int >= 1"):
         LiveWorker(app, concurrency=0)
+    # what a traceback through __init__'s checks shows for `self`
+    assert repr(LiveWorker.__new__(LiveWorker)) == "<LiveWorker (not initialized)>"
     app.close()
 
 

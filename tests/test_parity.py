@@ -19,21 +19,9 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 
 from pytest_celerybase import HookRecorder, assert_hooks_called, hook_calls
-from pytest_celerybase._parity import (
-    PARITY,
-    RAISED,
-    TABLE_END,
-    TABLE_START,
-    Outcome,
-    Scenario,
-    known_difference,
-    parse_table,
-    render_table,
-)
+from pytest_celerybase._parity import PARITY, RAISED, Outcome, Scenario, known_difference
+from scripts.parity_table import TABLE_END, TABLE_START, parse_table, render_table
 from tests.conftest import RunPytest
-
-# Until plugin.py re-exports the live_worker fixture.
-
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 WAIT = 5.0  # bound on every wait: a broken worker fails the test instead of hanging it
@@ -239,7 +227,7 @@ def test_every_scenario_has_a_runner() -> None:
 def test_readme_shows_the_measured_table() -> None:
     fix = (
         f"update README.md's table between {TABLE_START} and {TABLE_END} with the output "
-        "of `python -m pytest_celerybase._parity`"
+        "of `python scripts/parity_table.py`"
     )
     assert README.exists(), f"README.md not found at {README}; {fix}"
     try:

@@ -245,9 +245,9 @@ def test_positional(http_stub):
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*http_stub: @pytest.mark.http_stub got ?'assert_all_fired'?; "
+            "*http_stub: TypeError: @pytest.mark.http_stub got ?'assert_all_fired'?; "
             "valid keyword arguments: assert_all_requests_are_fired",
-            "*http_stub: @pytest.mark.http_stub takes keyword arguments only*",
+            "*http_stub: TypeError: @pytest.mark.http_stub takes keyword arguments only*",
         ]
     )
     result.stdout.no_fnmatch_line("*During handling*")

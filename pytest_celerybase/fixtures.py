@@ -1,39 +1,123 @@
-"""Resource fixtures: ``sqlite_engine``, ``sql_queries``, ``http_stub``, ``fake_redis``,
-``metrics_sink``.
+"""Every public fixture of pytest-celerybase (imported by name into the plugin).
 
-Re-exported by :mod:`pytest_celerybase.plugin`.  Each fixture binds its in-memory
-double in :mod:`pytest_celerybase._bindings` so the reference bases use it while the
-test runs, and unbinds it in ``finally``, also when the test fails.  SQLAlchemy,
-responses, fakeredis and Celery are imported inside the fixtures: importing this
-module (and so the plugin) stays cheap.
+Celery, SQLAlchemy, responses and fakeredis are imported inside the fixtures, so importing
+this module (and the plugin) stays cheap.  Configuration is read through
+:mod:`pytest_celerybase._settings`, so every fixture reports a mistake the same way.
+
+How the resource fixtures reach the reference bases: ``sqlite_engine``, ``fake_redis`` and
+``metrics_sink`` bind their double (:mod:`pytest_celerybase._bindings`) for the test, so
+``DatabaseTask``, ``CachedTask`` and ``MetricsTask`` use it; ``http_stub`` patches
+``requests`` itself, so every session (``APIClientTask``'s included) goes through it;
+``sql_queries`` listens to ``sqlite_engine``.  Bindings are process-wide: tasks run by a
+``live_worker`` thread see them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_celerybase import _bindings
-from pytest_celerybase._markers import marker_kwargs
+from pytest_celerybase._settings import (
+    eager_app_setup,
+    http_stub_options,
+    live_worker_setup,
+)
+from pytest_celerybase.recorder import HookRecorder
 
 if TYPE_CHECKING:
     import fakeredis
     import responses
+    from celery import Celery
     from sqlalchemy.engine import Engine
 
     from pytest_celerybase._sql_capture import SQLQueries
     from pytest_celerybase.bases.sinks import MemorySink
+    from pytest_celerybase.worker import LiveWorker
 
-__all__ = ["fake_redis", "http_stub", "metrics_sink", "sql_queries", "sqlite_engine"]
+__all__ = [
+    "RECORDER_KEY",
+    "celerybase_config",
+    "eager_app",
+    "fake_redis",
+    "hook_recorder",
+    "http_stub",
+    "live_worker",
+    "metrics_sink",
+    "sql_queries",
+    "sqlite_engine",
+]
 
-HTTP_STUB_MARKER = (
-    "http_stub(*, assert_all_requests_are_fired=True): options of the http_stub fixture; "
-    "assert_all_requests_are_fired=False lets registered responses go unrequested."
-)
-"""The marker line ``pytest_configure`` registers (``config.addinivalue_line``)."""
+#: Where the plugin keeps the recorder of the test being run (``item.stash``).
+RECORDER_KEY = pytest.StashKey[HookRecorder]()
+
+
+@pytest.fixture
+def hook_recorder(request: pytest.FixtureRequest) -> HookRecorder:
+    """The :class:`~pytest_celerybase.HookRecorder` of this test (``.calls``, ``.clear()``)."""
+    try:
+        recorder: HookRecorder = request.node.stash[RECORDER_KEY]
+    except KeyError:  # pragma: no cover - only without the plugin's runtest hook
+        raise RuntimeError("hook_recorder is only available inside a test") from None
+    return recorder
+
+
+@pytest.fixture
+def celerybase_config() -> dict[str, Any]:
+    """Celery settings applied over the eager/worker defaults; override it to change them."""
+    return {}
+
+
+@pytest.fixture
+def eager_app(
+    request: pytest.FixtureRequest, celerybase_config: dict[str, Any]
+) -> Iterator[Celery]:
+    """A Celery app that runs tasks synchronously, current and default for the test.
+
+    In-memory broker and result backend, ``task_always_eager=True``,
+    ``task_eager_propagates=False``; the ``celerybase_app`` ini key selects a project
+    app instead of a fresh one.  Everything is restored after the test.
+    """
+    from pytest_celerybase.apps import isolated_app
+
+    settings, app = eager_app_setup(request, celerybase_config)
+    with isolated_app(app, settings) as configured:
+        yield configured
+
+
+@pytest.fixture
+def live_worker(
+    request: pytest.FixtureRequest,
+    celerybase_config: dict[str, Any],
+    hook_recorder: HookRecorder,
+) -> Iterator[LiveWorker]:
+    """A real Celery worker running in a thread of the test process, for this test.
+
+    ``live_worker.app`` is its app (current and default during the test): in-memory
+    broker and result backend, not eager, solo pool.  ``task.delay(...).get(timeout=...)``
+    goes through the worker's consume -> trace -> ack path; hooks are recorded and hook
+    assertions wait for the worker to finish the task.  Settings come from
+    ``celerybase_config`` and ``@pytest.mark.celerybase(...)`` (e.g.
+    ``worker_pool="threads", worker_concurrency=4``); ``CELERYBASE_BROKER_URL`` /
+    ``CELERYBASE_RESULT_BACKEND`` select a real broker.  The worker is stopped after the
+    test, and no thread of it is left behind.
+    """
+    from pytest_celerybase.apps import isolated_app
+    from pytest_celerybase.worker import LiveWorker, live_defaults
+
+    settings, options, app = live_worker_setup(request, celerybase_config)
+    with isolated_app(app, settings, defaults=live_defaults()) as configured:
+        worker = LiveWorker.from_options(configured, options)
+        # Publications of the worker's tasks count as in flight until it has run them,
+        # so hook assertions right after result.get() wait for on_success/after_return.
+        hook_recorder.watch_worker_tasks(lambda: configured.tasks)
+        try:
+            with worker:
+                yield worker
+        finally:
+            hook_recorder.watch_worker_tasks(None)
 
 
 @pytest.fixture
@@ -50,11 +134,10 @@ def sqlite_engine() -> Iterator[Engine]:
     from pytest_celerybase._sqlite import create_memory_engine
 
     engine = create_memory_engine()
-    token = _bindings.push(_bindings.ENGINE, engine)
     try:
-        yield engine
+        with _bindings.bind(_bindings.ENGINE, engine):
+            yield engine
     finally:
-        _bindings.unbind(token)
         engine.dispose()
 
 
@@ -75,28 +158,6 @@ def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
         queries.close()
 
 
-@dataclass(frozen=True, kw_only=True)
-class _HttpStubOptions:
-    assert_all_requests_are_fired: bool = True
-
-
-def _http_stub_options(node: pytest.Item) -> _HttpStubOptions:
-    __tracebackhide__ = True
-    kwargs = marker_kwargs(
-        node,
-        "http_stub",
-        "@pytest.mark.http_stub takes keyword arguments only, e.g. "
-        "@pytest.mark.http_stub(assert_all_requests_are_fired=False); got {args!r}",
-    )
-    try:
-        return _HttpStubOptions(**kwargs)
-    except TypeError:
-        valid = ", ".join(_HttpStubOptions.__dataclass_fields__)
-        raise TypeError(
-            f"@pytest.mark.http_stub got {sorted(kwargs)}; valid keyword arguments: {valid}"
-        ) from None
-
-
 @pytest.fixture
 def http_stub(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock]:
     """A ``responses.RequestsMock`` active for the test: no request reaches the network.
@@ -111,14 +172,7 @@ def http_stub(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock
     """
     import responses
 
-    try:
-        options = _http_stub_options(request.node)
-    except TypeError as exc:
-        problem = str(exc)  # fail outside the handler: no chained traceback
-    else:
-        problem = ""
-    if problem:
-        pytest.fail(f"http_stub: {problem}", pytrace=False)
+    options = http_stub_options(request.node)
     mock = responses.RequestsMock(
         assert_all_requests_are_fired=options.assert_all_requests_are_fired
     )
@@ -162,11 +216,10 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
     import fakeredis
 
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    token = _bindings.push(_bindings.REDIS, client)
     try:
-        yield client
+        with _bindings.bind(_bindings.REDIS, client):
+            yield client
     finally:
-        _bindings.unbind(token)
         client.close()
 
 
@@ -182,8 +235,5 @@ def metrics_sink() -> Iterator[MemorySink]:
     from pytest_celerybase.bases.sinks import MemorySink
 
     sink = MemorySink()
-    token = _bindings.push(_bindings.METRICS_SINK, sink)
-    try:
+    with _bindings.bind(_bindings.METRICS_SINK, sink):
         yield sink
-    finally:
-        _bindings.unbind(token)

@@ -1,0 +1,173 @@
+"""How a test's configuration is read, merged, checked and reported (pytest glue).
+
+One path for every fixture: the ``celerybase_config`` fixture, then the
+``@pytest.mark.celerybase(...)`` markers (closest wins), checked against Celery's setting
+names; the project app named by the ``celerybase_app`` ini key; the wait timeout.  A
+mistake in any of them fails the test with one line naming the fixture, the error and
+what is valid (:func:`fail_on_bad_config`), never a traceback into the plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_celerybase.recorder import DEFAULT_WAIT_TIMEOUT
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from pytest_celerybase.worker import WorkerOptions
+
+__all__ = [
+    "CELERYBASE_MARKER",
+    "HTTP_STUB_MARKER",
+    "HttpStubOptions",
+    "eager_app_setup",
+    "fail_on_bad_config",
+    "http_stub_options",
+    "live_worker_setup",
+    "wait_timeout",
+]
+
+#: The marker lines ``pytest_configure`` registers.
+CELERYBASE_MARKER = (
+    "celerybase(**settings): Celery settings for this test's eager_app/live_worker, "
+    "merged over the celerybase_config fixture (closest marker wins)."
+)
+HTTP_STUB_MARKER = (
+    "http_stub(*, assert_all_requests_are_fired=True): options of the http_stub fixture; "
+    "assert_all_requests_are_fired=False lets registered responses go unrequested."
+)
+
+
+@contextlib.contextmanager
+def fail_on_bad_config(fixture: str) -> Iterator[None]:
+    """Report a ``TypeError``/``ValueError`` from the user's configuration as one line.
+
+    ``<fixture>: ValueError: unknown Celery setting 'x' (did you mean 'y'?) ...``: the
+    mistake is the user's, so no traceback into the plugin and no chained exception.
+    """
+    problem = ""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        problem = f"{fixture}: {type(exc).__name__}: {exc}"
+    if problem:
+        raise pytest.fail.Exception(problem, pytrace=False) from None
+
+
+def wait_timeout(config: pytest.Config) -> float:
+    """The ``celerybase_wait_timeout`` ini value in seconds (a usage error if invalid)."""
+    raw = config.getini("celerybase_wait_timeout")
+    if raw in ("", None):
+        return DEFAULT_WAIT_TIMEOUT
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(
+            f"celerybase_wait_timeout must be a number of seconds, got {raw!r}"
+        ) from None
+    if value < 0:
+        raise pytest.UsageError(f"celerybase_wait_timeout must be >= 0, got {raw!r}")
+    return value
+
+
+def _marker_kwargs(node: pytest.Item, name: str, what: str, example: str) -> dict[str, Any]:
+    """The keyword arguments of every ``name`` marker on ``node``, the closest winning."""
+    kwargs: dict[str, Any] = {}
+    # iter_markers yields the closest marker first: it must win, so it goes last.
+    for marker in reversed(list(node.iter_markers(name))):
+        if marker.args:
+            raise TypeError(
+                f"@pytest.mark.{name} takes {what} only, got positional "
+                f"{marker.args!r}; e.g. {example}"
+            )
+        kwargs.update(marker.kwargs)
+    return kwargs
+
+
+def _celery_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any]:
+    from pytest_celerybase.apps import validate_config
+
+    settings = validate_config(base)
+    marked = _marker_kwargs(
+        request.node,
+        "celerybase",
+        "Celery settings as keyword arguments",
+        "@pytest.mark.celerybase(task_eager_propagates=True)",
+    )
+    settings.update(validate_config(marked))
+    return settings
+
+
+def _project_app(request: pytest.FixtureRequest) -> Celery | None:
+    from pytest_celerybase.apps import load_app
+
+    path = request.config.getini("celerybase_app")
+    return load_app(path) if path else None
+
+
+def eager_app_setup(
+    request: pytest.FixtureRequest, config: Any
+) -> tuple[dict[str, Any], Celery | None]:
+    """``eager_app``'s Celery settings and the project app (``None``: a fresh app)."""
+    with fail_on_bad_config("eager_app"):
+        return _celery_settings(request, config), _project_app(request)
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
+def live_worker_setup(
+    request: pytest.FixtureRequest, config: Any
+) -> tuple[dict[str, Any], WorkerOptions, Celery | None]:
+    """``live_worker``'s Celery settings, worker options and project app."""
+    from pytest_celerybase.worker import worker_options
+
+    with fail_on_bad_config("live_worker"):
+        if "eager_app" in request.fixturenames:
+            raise ValueError(
+                "eager_app and live_worker cannot be used in the same test: each makes its "
+                "own app the current one. Use live_worker.app (not eager) or eager_app "
+                "(eager), one per test."
+            )
+        settings, options = worker_options(_celery_settings(request, config))
+        return settings, options, _project_app(request)
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpStubOptions:
+    """Options of the ``http_stub`` fixture, from ``@pytest.mark.http_stub(...)``."""
+
+    assert_all_requests_are_fired: bool = True
+
+
+def http_stub_options(node: pytest.Item) -> HttpStubOptions:
+    """The ``http_stub`` marker's options for ``node`` (closest marker wins)."""
+    with fail_on_bad_config("http_stub"):
+        kwargs = _marker_kwargs(
+            node,
+            "http_stub",
+            "keyword arguments",
+            "@pytest.mark.http_stub(assert_all_requests_are_fired=False)",
+        )
+        valid = [f.name for f in fields(HttpStubOptions)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"@pytest.mark.http_stub got {unknown}; valid keyword arguments: "
+                f"{', '.join(valid)}"
+            )
+        return HttpStubOptions(**_checked_bools(kwargs))
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
+def _checked_bools(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in kwargs.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"@pytest.mark.http_stub({key}=...) must be a bool, got {value!r}")
+    return dict(kwargs)

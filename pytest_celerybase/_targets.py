@@ -1,0 +1,148 @@
+"""What an assertion is about: a task, a task name or a result, checked and resolved.
+
+Shared by every assertion and query of the records, so they accept the same things and
+reject the same mistakes with the same messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_celerybase.recorder import HOOKS, HookRecorder, current_recorder
+
+__all__ = ["Target", "check_hooks", "resolve"]
+
+
+@dataclass(slots=True)
+class Target:
+    """A task name, optionally narrowed to one task id, and how to name it in messages."""
+
+    name: str | None
+    task_id: str | None
+    description: str
+    #: Set when a live worker had not finished the task when the wait gave up.
+    still_running: bool = False
+
+
+def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None) -> Target:
+    """The :class:`Target` for a task, a registered task name or a result object."""
+    __tracebackhide__ = True
+    from celery import Task
+    from celery.result import AsyncResult, ResultBase
+
+    recorder = recorder or current_recorder()
+    if task_id is not None and not isinstance(task_id, str):
+        raise TypeError(f"task_id must be a str, got {type(task_id).__name__} {task_id!r}")
+    if isinstance(task, str):
+        if not task:
+            raise ValueError("task name must not be empty")
+        check_known_name(task, recorder)
+        return Target(task, task_id, f"task {task!r}")
+    if isinstance(task, AsyncResult):  # EagerResult is one too
+        name = getattr(task, "name", None) or recorded_name_of(task.id, recorder)
+        if task_id is not None and task_id != task.id:
+            raise ValueError(
+                f"task_id={task_id!r} contradicts the result given, whose id is {task.id!r}"
+            )
+        label = f"task {name!r}" if name else "task"
+        return Target(name, task.id, f"{label} (execution {task.id})")
+    if isinstance(task, ResultBase):
+        raise TypeError(
+            f"expected a single task's result, got {type(task).__name__}: assert on each "
+            "child result (e.g. `for r in result.results: ...`) or on the task itself"
+        )
+    if isinstance(task, Task) or is_task_proxy(task):
+        return Target(task.name, task_id, f"task {task.name!r}")
+    raise TypeError(
+        f"expected a Celery task, a registered task name (str) or a task result "
+        f"(AsyncResult/EagerResult), got {type(task).__name__}: {task!r}"
+    )
+
+
+def is_task_proxy(obj: Any) -> bool:
+    """Whether ``obj`` is the lazy proxy ``@app.task`` returns before the app finalizes."""
+    from celery.local import Proxy
+
+    if not isinstance(obj, Proxy):
+        return False
+    from celery import Task
+
+    return isinstance(obj._get_current_object(), Task)
+
+
+def recorded_name_of(task_id: str, recorder: HookRecorder) -> str | None:
+    """The task name recorded for ``task_id`` (executed, called a hook, or sent)."""
+    info = recorder.executions.get(task_id)
+    if info is not None:
+        return info.task_name
+    for call in recorder.calls:
+        if call.task_id == task_id:
+            return call.task_name
+    for pub in recorder.published:
+        if pub.task_id == task_id:
+            return pub.task_name
+    return None
+
+
+def check_known_name(name: str, recorder: HookRecorder) -> None:
+    """Reject a task name no app registers and nothing recorded: most likely a typo."""
+    __tracebackhide__ = True
+    # A misspelled name would otherwise make `assert_hooks_not_called("x")` pass silently.
+    recorded = recorder.task_names()
+    if name in recorded or any(p.task_name == name for p in recorder.published):
+        return
+    registered = registered_names()
+    if name in registered:
+        return
+    close = difflib.get_close_matches(name, sorted(set(registered) | set(recorded)))
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"no task named {name!r} is registered on any Celery app, ran, or was sent in "
+        f"this test{hint}"
+    )
+
+
+def registered_names() -> list[str]:
+    """Names of the tasks registered on the current app and every live app."""
+    from celery import _state, current_app
+
+    names: dict[str, None] = {}
+    try:
+        names.update(dict.fromkeys(current_app.tasks))
+    except Exception:  # an app that cannot finalize must not hide the real failure
+        pass
+    for app in list(_state._get_active_apps()):
+        names.update(dict.fromkeys(app._tasks))
+    return list(names)
+
+
+def check_hooks(hooks: Any, *, ordered: bool = True) -> list[str]:
+    """``hooks`` as a list of valid hook names; ``TypeError``/``ValueError`` otherwise."""
+    __tracebackhide__ = True
+    if ordered and isinstance(hooks, (AbstractSet, Mapping)):
+        # A set has no order: the comparison would depend on string hashing.
+        raise TypeError(
+            f"hooks must be a list of hook names in call order, got a "
+            f"{type(hooks).__name__} {hooks!r}, which has no order; write a list"
+        )
+    if isinstance(hooks, str):
+        raise TypeError(
+            f"hooks must be a list of hook names, got the str {hooks!r}; write [{hooks!r}]"
+        )
+    if not isinstance(hooks, Iterable):
+        raise TypeError(
+            f"hooks must be a list of hook names, got {type(hooks).__name__}: {hooks!r}"
+        )
+    names = list(hooks)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"hook names must be str, got {type(name).__name__} {name!r} in hooks")
+        if name not in HOOKS:
+            close = difflib.get_close_matches(name, HOOKS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown hook {name!r}{hint}; valid hooks are: {', '.join(HOOKS)}")
+    return names

@@ -1,0 +1,61 @@
+"""Render (and read back) the eager/worker parity table as Markdown.
+
+    python scripts/parity_table.py      # print the table between its marker comments
+
+The rows come from ``pytest_celerybase._parity.PARITY`` (measured by tests/test_parity.py);
+this module only formats them, for the README and the manual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pytest_celerybase._parity import PARITY, Scenario
+
+__all__ = ["TABLE_END", "TABLE_START", "parse_table", "render_table"]
+
+#: Marker comments around the table in a Markdown document.
+TABLE_START = "<!-- parity-table:start -->"
+TABLE_END = "<!-- parity-table:end -->"
+
+_HEADER = (
+    "| Scenario | Eager hooks | Eager outcome | Worker hooks | Worker outcome | Note |",
+    "|---|---|---|---|---|---|",
+)
+
+
+def render_table(scenarios: Sequence[Scenario] = PARITY) -> str:
+    """The Markdown table of ``scenarios`` (without the marker comments)."""
+    rows = [
+        f"| {s.title} | {s.eager.render_hooks()} | {s.eager.render_outcome()} "
+        f"| {s.worker.render_hooks()} | {s.worker.render_outcome()} | {s.note} |"
+        for s in scenarios
+    ]
+    return "\n".join([*_HEADER, *rows])
+
+
+def parse_table(markdown: str) -> dict[str, tuple[str, str, str, str]]:
+    """Rows of the table between the markers in ``markdown``: title -> measured cells.
+
+    The cells are eager hooks, eager outcome, worker hooks and worker outcome (the note
+    column is prose and not returned).  Raises ``ValueError`` if the markers are missing.
+    """
+    match = re.search(
+        re.escape(TABLE_START) + r"(.*?)" + re.escape(TABLE_END), markdown, re.DOTALL
+    )
+    if match is None:
+        raise ValueError(f"no table between {TABLE_START!r} and {TABLE_END!r}")
+    rows: dict[str, tuple[str, str, str, str]] = {}
+    for line in match.group(1).strip().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 5 or cells[0] == "Scenario" or set(cells[0]) <= set("-: "):
+            continue
+        rows[cells[0]] = (cells[1], cells[2], cells[3], cells[4])
+    return rows
+
+
+if __name__ == "__main__":
+    print(TABLE_START)
+    print(render_table())
+    print(TABLE_END)
