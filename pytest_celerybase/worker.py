@@ -27,21 +27,25 @@ around it is for a test suite's sake:
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from celery.backends.cache import CacheBackend
-from celery.exceptions import NotRegistered
 
 from pytest_celerybase._celery_state import CeleryGlobals
+from pytest_celerybase._controller import (
+    UnregisteredTaskError,
+    describe_unregistered,
+    make_controller,
+    raise_shutdown,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -60,6 +64,7 @@ __all__ = [
     "WorkerStartError",
     "WorkerStopError",
     "check_pool",
+    "describe_unregistered",
     "live_defaults",
     "worker_options",
 ]
@@ -91,8 +96,6 @@ LIVE_DEFAULTS: dict[str, Any] = {
     "worker_timer_precision": 0.01,
 }
 
-# Seconds between stop-request checks while the synchronous loop waits for messages.
-_STOP_CHECK_INTERVAL = 0.01
 # Seconds between checks of the in-memory result store while result.get() waits
 # (Celery's default is 0.5 s: most of a test's run time).
 _RESULT_POLL_INTERVAL = 0.005
@@ -195,50 +198,6 @@ class WorkerStartError(RuntimeError):
 
 class WorkerStopError(RuntimeError):
     """The live worker thread did not finish within its stop timeout."""
-
-
-class UnregisteredTaskError(NotRegistered):  # type: ignore[misc]
-    """A task message reached the live worker but its app has no such task.
-
-    A :class:`~celery.exceptions.NotRegistered`, so existing ``except``/``pytest.raises``
-    clauses still match; its message explains where the task is and how to fix it.
-    """
-
-    def __str__(self) -> str:
-        # KeyError would show the repr of the message (quoted, escaped newlines).
-        return str(self.args[0]) if self.args else ""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
-
-
-def describe_unregistered(app: Celery, name: str) -> str:
-    """Explain why ``name`` is unknown to the worker running ``app``, and how to fix it."""
-    from celery import _state
-
-    text = f"task {name!r} is not registered on the live worker's app {app.main!r} ({app!r})."
-    owners = [
-        other
-        for other in list(_state._get_active_apps())
-        if other is not app and name in other._tasks
-    ]
-    if owners:
-        text += " It is registered on " + ", ".join(
-            f"app {other.main!r} ({other!r})" for other in owners
-        ) + ", which is not the worker's app."
-    own = sorted(n for n in app.tasks if not n.startswith("celery."))
-    close = difflib.get_close_matches(name, own, n=3, cutoff=0.6)
-    if close:
-        text += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
-    text += (
-        " Fix: declare the task on the worker's app (@live_worker.app.task), with "
-        "@shared_task (registered on every app), or name the app that declares it in the "
-        "celerybase_app ini key (celerybase_app = \"package.module:app\") so that "
-        "live_worker runs that app."
-    )
-    if not close:
-        text += f" Tasks the worker knows: {', '.join(own) if own else '(none)'}."
-    return text
 
 
 class MemoryResultBackend(CacheBackend):  # type: ignore[misc]
@@ -368,7 +327,7 @@ class LiveWorker:
         self._use_memory_backend()
         self._purge_leftovers()
         try:
-            self.controller = _make_controller(self)
+            self.controller = make_controller(self)
         except Exception as exc:
             self._restore_globals()
             raise WorkerStartError(f"live_worker could not be created: {exc!r}") from exc
@@ -417,7 +376,7 @@ class LiveWorker:
                 self._stopping.set()
                 hub = self._hub
                 if hub is not None:
-                    hub.call_soon(_raise_shutdown)
+                    hub.call_soon(raise_shutdown)
                 thread.join(self.stop_timeout)
                 if thread.is_alive():
                     raise WorkerStopError(self._stop_failure())
@@ -481,158 +440,3 @@ class LiveWorker:
                         channel.queue_delete(name)
         except Exception:  # cleanup must not mask the test's own outcome
             pass
-
-
-def _raise_shutdown() -> None:
-    from celery.exceptions import WorkerShutdown
-
-    raise WorkerShutdown(0)
-
-
-def _make_controller(live: LiveWorker) -> Any:
-    from celery.worker import WorkController
-    from celery.worker.consumer import Consumer
-
-    class _Blueprint(WorkController.Blueprint):  # type: ignore[misc]
-        def start(self, parent: Any) -> None:
-            try:
-                super().start(parent)
-            except BaseException as exc:
-                # WorkController.start only logs it; a broker that cannot be reached
-                # arrives as WorkerShutdown(1) raised from the connection error.
-                if not live._ready.is_set():
-                    live._crash = exc.__cause__ if isinstance(exc, SystemExit) else exc
-                raise
-
-    class _Consumer(Consumer):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.strategies = _LearningStrategies(self)
-            self.loop = _stoppable_loop(self.loop, live)  # type: ignore[has-type]
-
-        def on_unknown_task(self, body: Any, message: Any, exc: Any) -> None:
-            headers = message.headers or {}
-            name = headers.get("task") or (body or {}).get("task") or "?"
-            live.unregistered.append(str(name))
-            error = UnregisteredTaskError(describe_unregistered(self.app, str(name)))
-            # Celery stores NotRegistered(name) as the result; store the explanation
-            # instead.  app.backend is per thread, so this patch is seen by this call only.
-            backend = self.app.backend
-            original = backend.mark_as_failure
-
-            def mark_as_failure(task_id: Any, exc: Any, *args: Any, **kwargs: Any) -> Any:
-                if isinstance(exc, NotRegistered):
-                    exc = error
-                return original(task_id, exc, *args, **kwargs)
-
-            backend.mark_as_failure = mark_as_failure
-            try:
-                super().on_unknown_task(body, message, exc)
-            finally:
-                vars(backend).pop("mark_as_failure", None)
-
-    class _Controller(WorkController):  # type: ignore[misc]
-        Blueprint = _Blueprint
-
-        def on_consumer_ready(self, consumer: Any) -> None:
-            live._ready.set()
-
-    return _Controller(
-        app=live.app,
-        timer_cls=_prompt_timer_class(),
-        hostname=live.hostname,
-        pool=live.pool,
-        concurrency=live.concurrency,
-        consumer_cls=_Consumer,
-        ready_callback=None,
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-    )
-
-
-def _prompt_timer_class() -> type:
-    """Celery's ETA timer thread (solo/threads pools), stopping in ms instead of ~1 s.
-
-    With nothing scheduled the thread idles in ``not_empty.wait(1.0)`` and only sees the
-    shutdown flag after that; this wakes it.  If Celery renames its private flag this
-    degrades to Celery's own (slower) stop.
-    """
-    from celery.utils.timer2 import Timer
-
-    class PromptTimer(Timer):  # type: ignore[misc]
-        def stop(self) -> None:
-            shutdown = getattr(self, "_Timer__is_shutdown", None)
-            if self.running and isinstance(shutdown, threading.Event):
-                shutdown.set()
-                with self.not_empty:
-                    self.not_empty.notify_all()
-            super().stop()
-
-    return PromptTimer
-
-
-class _LearningStrategies(dict[str, Any]):
-    """The consumer's task-name -> strategy table, learning tasks registered after start.
-
-    Celery fills it once (``Consumer.update_strategies``) and treats a miss as an
-    unregistered task; a miss here first looks the name up on the app and, when the task
-    is there now, prepares it exactly like ``update_strategies`` does.
-    """
-
-    def __init__(self, consumer: Any) -> None:
-        super().__init__()
-        self._consumer = consumer
-
-    def __missing__(self, name: str) -> Any:
-        from celery.worker.consumer import consumer as consumer_module
-
-        consumer = self._consumer
-        app = consumer.app
-        task = app.tasks.get(name)
-        if task is None:
-            raise KeyError(name)
-        strategy = task.start_strategy(app, consumer)
-        # Looked up on the module at call time, like Celery does, so the hook recorder's
-        # wrapper (if active) builds this tracer too.
-        task.__trace__ = consumer_module.build_tracer(
-            name, task, app.loader, consumer.hostname, app=app
-        )
-        consumer.task_buckets[name] = consumer.bucket_for_task(task)
-        self[name] = strategy
-        return strategy
-
-
-def _stoppable_loop(loop: Callable[..., Any], live: LiveWorker) -> Callable[..., Any]:
-    """Wrap the consumer's loop so that :meth:`LiveWorker.stop` ends it promptly."""
-
-    def run(obj: Any, connection: Any, consumer: Any, blueprint: Any, hub: Any, *rest: Any) -> Any:
-        if hub is not None:
-            # asynloop (real brokers): stop() wakes the hub with a callback that raises.
-            live._hub = hub
-        else:
-            # synloop: drain in short slices, checking for a stop request in between.
-            connection.drain_events = _interruptible(connection.drain_events, live._stopping)
-        if live._stopping.is_set():
-            _raise_shutdown()
-        return loop(obj, connection, consumer, blueprint, hub, *rest)
-
-    return run
-
-
-def _interruptible(drain: Callable[..., Any], stopping: threading.Event) -> Callable[..., Any]:
-    def drain_events(timeout: float | None = None, **kwargs: Any) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if stopping.is_set():
-                _raise_shutdown()
-            step = _STOP_CHECK_INTERVAL
-            if deadline is not None:
-                step = min(step, max(deadline - time.monotonic(), 0.0))
-            try:
-                return drain(timeout=step, **kwargs)
-            except TimeoutError:  # socket.timeout
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    return drain_events

@@ -208,7 +208,6 @@ def _all_tasks() -> Iterator[tuple[Any, str, Any]]:
 
 def restore(before: Snapshot) -> None:
     """Put back what :func:`take` saw, so one leak does not fail every later test."""
-    from celery import _state
     from celery.app import trace
 
     v = before.values

@@ -15,6 +15,7 @@ import celery
 import pytest
 from celery import Celery, group
 
+from pytest_celerybase import _targets as tg
 from pytest_celerybase import (
     apply_and_raise,
     assert_hooks_called,
@@ -23,7 +24,6 @@ from pytest_celerybase import (
     hook_calls,
     recording,
 )
-from pytest_celerybase import _targets as tg
 from pytest_celerybase import assertions as asr
 from pytest_celerybase.recorder import HookCall, HookRecorder
 

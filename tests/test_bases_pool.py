@@ -175,13 +175,16 @@ def test_acquire_timeout_is_a_clear_error(eager_app: Any) -> None:
 def test_waiter_gets_a_released_resource() -> None:
     pool = ResourcePool(Conn, Conn.close, 1)
     first = pool.acquire(1)
-    got: list[Conn] = []
-    waiter = threading.Thread(target=lambda: got.append(pool.acquire(5)))
+    got: list[tuple[Conn, float]] = []
+    waiter = threading.Thread(target=lambda: got.append((pool.acquire(5), time.monotonic())))
     waiter.start()
-    time.sleep(0.005)
+    waiter.join(0.05)
+    assert waiter.is_alive() and got == []  # blocked: the only resource is in use
+    released_at = time.monotonic()
     pool.release(first)
     waiter.join(5)
-    assert got == [first]
+    [(resource, acquired_at)] = got
+    assert resource is first and acquired_at >= released_at
 
 
 def test_failed_creation_frees_its_slot() -> None:

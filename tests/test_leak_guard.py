@@ -15,10 +15,10 @@ import requests  # noqa: F401
 import responses  # noqa: F401
 import sqlalchemy  # noqa: F401
 
+import pytest_celerybase.bases.sinks
 import pytest_celerybase.fixtures  # noqa: F401
-import pytest_celerybase.bases.sinks  # noqa: F401
-from tests import leak_guard
 from pytest_celerybase._celery_state import celery_globals_restored
+from tests import leak_guard
 from tests.conftest import RunPytest
 
 USES_EVERYTHING = '''
