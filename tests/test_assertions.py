@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.conftest import RunPytest
@@ -264,25 +261,6 @@ def test_it(eager_app):
     result = run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"E       {error}"])
-
-
-def test_outside_a_recording() -> None:
-    # A script, not a test: nothing records there (inside this test, this test's
-    # recorder is active process-wide).
-    script = (
-        "from pytest_celerybase import NoActiveRecorderError, hook_calls, recording\n"
-        "try:\n"
-        "    hook_calls()\n"
-        "except NoActiveRecorderError as exc:\n"
-        "    print('raised:', exc)\n"
-        "with recording() as rec:\n"
-        "    print('inside:', hook_calls() == [] and len(rec) == 0)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert "raised: no hook recorder is active" in out
-    assert "inside: True" in out
 
 
 def test_hook_recorder_fixture_and_clear(pytester: pytest.Pytester, run: RunPytest) -> None:

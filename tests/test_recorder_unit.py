@@ -143,20 +143,23 @@ def test_current_recorder_is_the_innermost() -> None:
 def test_outside_any_recording_the_error_says_how_to_record() -> None:
     # A script, not a test: inside this test the plugin's recorder is active.
     script = (
-        "from pytest_celerybase.recorder import current_recorder\n"
+        "from pytest_celerybase import hook_calls, recording\n"
         "try:\n"
-        "    current_recorder()\n"
+        "    hook_calls()\n"
         "except RuntimeError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
+        "with recording() as rec:\n"
+        "    print('inside:', hook_calls() == [] and len(rec) == 0)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == (
+    ).stdout.splitlines()
+    assert out == [
         "NoActiveRecorderError no hook recorder is active: hook assertions work inside a "
         "test run with the celerybase plugin (pytest -p celerybase) or inside "
-        "`with pytest_celerybase.recording():`"
-    )
+        "`with pytest_celerybase.recording():`",
+        "inside: True",
+    ]
 
 
 # -- executions and waiting, through Celery's own tracer ---------------------------------
