@@ -187,7 +187,8 @@ def test_pool(live_worker):
         ]
     )
     # one line each: the message is not repeated after a chained exception
-    assert result.stdout.str().count(typo) == 2
+    report_lines = [line for line in result.outlines if line.endswith(typo)]
+    assert report_lines == [f"live_worker: ValueError: {typo}", f"eager_app: ValueError: {typo}"]
     _assert_no_traceback_into_the_plugin(result)
 
 
