@@ -1,13 +1,14 @@
 """Everything the recorder changes in Celery, and how it is undone (no pytest import).
 
 While any recorder is active, ``celery.app.trace.build_tracer`` and ``trace_task`` (and
-the copies Celery's worker modules bound at import) are wrapped, and the publish signals
-have receivers.  Before a tracer is built for a task, the task instance's class is
-swapped for a generated subclass whose five hooks are data descriptors: Celery's tracer
-then sees every hook as overridden (``task_has_custom``), so plain ``@app.task`` tasks
-get their hooks called too, and every call is recorded before it reaches the real hook
-(or an instance-level override such as ``mocker.spy``).  :func:`restore_tasks` and
-:func:`uninstall` put classes, cached ``__trace__`` and module attributes back.
+the copies Celery's worker modules bound at import) are wrapped, and Celery's task signals
+are recorded (:mod:`pytest_celerybase._signals`).  Before a tracer is built for a task,
+the task instance's class is swapped for a generated subclass whose five hooks are data
+descriptors: Celery's tracer then sees every hook as overridden (``task_has_custom``), so
+plain ``@app.task`` tasks get their hooks called too, and every call is recorded before
+it reaches the real hook (or an instance-level override such as ``mocker.spy``).
+:func:`restore_tasks` and :func:`uninstall` put classes, cached ``__trace__`` and module
+attributes back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pytest_celerybase import _signals
 from pytest_celerybase.recorder import HOOKS, STACK
 
 if TYPE_CHECKING:
@@ -38,16 +40,13 @@ _overriding: list[tuple[int, str]] = []
 _clock = time.perf_counter
 _current_thread = threading.current_thread
 
-_AFTER_PUBLISH_UID = "pytest_celerybase.instrument.after_publish"
-_BEFORE_PUBLISH_UID = "pytest_celerybase.instrument.before_publish"
 # Worker modules that bind ``from celery.app.trace import build_tracer/trace_task`` at
 # import: a copy bound while we were installed is our wrapper and must be undone.
 _BINDING_MODULES = ("celery.worker.consumer.consumer", "celery.worker.request")
 
 
 def install() -> None:
-    """Wrap Celery's tracer entry points and connect the publish receivers."""
-    from celery import signals
+    """Wrap Celery's tracer entry points and start recording its signals."""
     from celery.app import trace
 
     original_build = trace.build_tracer
@@ -56,21 +55,14 @@ def install() -> None:
     consumer = sys.modules.get("celery.worker.consumer.consumer")
     if consumer is not None and getattr(consumer, "build_tracer", None) is original_build:
         _patch(consumer, "build_tracer", trace.build_tracer)
-    signals.before_task_publish.connect(
-        _before_task_publish, weak=False, dispatch_uid=_BEFORE_PUBLISH_UID
-    )
-    signals.after_task_publish.connect(
-        _after_task_publish, weak=False, dispatch_uid=_AFTER_PUBLISH_UID
-    )
+    _signals.connect(_patch)
 
 
 def uninstall() -> None:
     """Undo :func:`install` (and any module copy of our wrappers bound meanwhile)."""
-    from celery import signals
     from celery.app import trace
 
-    signals.after_task_publish.disconnect(dispatch_uid=_AFTER_PUBLISH_UID)
-    signals.before_task_publish.disconnect(dispatch_uid=_BEFORE_PUBLISH_UID)
+    _signals.disconnect()
     wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
     originals: dict[str, Any] = {}
     while _patches:
@@ -88,32 +80,6 @@ def uninstall() -> None:
 def _patch(module: Any, name: str, value: Any) -> None:
     _patches.append((module, name, getattr(module, name)))
     setattr(module, name, value)
-
-
-# -- publish signals ---------------------------------------------------------------------
-def _before_task_publish(
-    sender: Any = None, headers: Any = None, body: Any = None, **_: Any
-) -> None:
-    task_id = _task_id_of(headers, body)
-    if STACK and task_id is not None:
-        STACK[-1]._before_publish(task_id, str(sender))
-
-
-def _after_task_publish(
-    sender: Any = None, headers: Any = None, body: Any = None, **_: Any
-) -> None:
-    task_id = _task_id_of(headers, body)
-    if STACK and task_id is not None:
-        STACK[-1]._after_publish(task_id, str(sender))
-
-
-def _task_id_of(headers: Any, body: Any) -> str | None:
-    task_id = None
-    if isinstance(headers, dict):
-        task_id = headers.get("id")
-    if task_id is None and isinstance(body, dict):  # task protocol 1
-        task_id = body.get("id")
-    return None if task_id is None else str(task_id)
 
 
 # -- tracer wrappers ---------------------------------------------------------------------
@@ -286,7 +252,8 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     def recorded(*args: Any, **kwargs: Any) -> Any:
         if STACK and not (_overriding and _guarded(key)):
             # HookRecorder.add_hook, inlined: this is the recorder's hot path.
-            STACK[-1]._events.append((hook, name, args, kwargs, _clock(), _current_thread()))
+            STACK[-1]._events.append((hook, name, args, kwargs or None, _clock(),
+                                      _current_thread()))  # fmt: skip
         return inner(*args, **kwargs)
 
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]

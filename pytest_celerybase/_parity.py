@@ -24,12 +24,14 @@ class Outcome:
 
     ``state`` is the result's Celery state as the caller sees it once the task is done
     (``AsyncResult(id).state``), or :data:`RAISED` when the call itself raised;
-    ``result`` is the return value's repr, the exception's class name, or ``None``.
+    ``result`` is the return value's repr, the exception's class name, or ``None``;
+    ``lifecycle`` is every hook and task signal recorded for the task, in order.
     """
 
     hooks: tuple[str, ...]
     state: str
     result: str | None = None
+    lifecycle: tuple[str, ...] = ()
 
     def render_hooks(self) -> str:
         return ", ".join(self.hooks) if self.hooks else "(none)"
@@ -135,22 +137,25 @@ PARITY: tuple[Scenario, ...] = (
 )
 
 def known_difference(
-    expected: Sequence[str], actual: Sequence[str], *, eager: bool
+    expected: Sequence[str], actual: Sequence[str], *, eager: bool, lifecycle: bool = False
 ) -> str | None:
     """Explain ``actual != expected`` when it is a known eager/worker difference.
 
     True when ``actual`` is what this mode records for a scenario of :data:`PARITY` and
-    ``expected`` is what the other mode records for it.
+    ``expected`` is what the other mode records for it (hooks, or with ``lifecycle``
+    hooks and signals).
     """
     for s in PARITY:
         mine, other = (s.eager, s.worker) if eager else (s.worker, s.eager)
-        if mine.hooks != other.hooks and tuple(actual) == mine.hooks and (
-            tuple(expected) == other.hooks
+        here_seen = mine.lifecycle if lifecycle else mine.hooks
+        there_seen = other.lifecycle if lifecycle else other.hooks
+        if here_seen != there_seen and tuple(actual) == here_seen and (
+            tuple(expected) == there_seen
         ):
             here, there = ("eager", "a worker") if eager else ("a worker", "eager")
             return (
                 f"this is a known eager/worker difference ({s.title}): {here} records "
-                f"{list(mine.hooks)}, {there} records {list(other.hooks)}; {s.note}. "
+                f"{list(here_seen)}, {there} records {list(there_seen)}; {s.note}. "
                 "See the 'Eager vs worker' table in the README; run the test with the "
                 "live_worker fixture to check the worker's behaviour."
             )

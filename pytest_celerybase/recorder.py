@@ -10,20 +10,36 @@ innermost active recorder, and deactivating one restores everything done under i
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pytest_celerybase._events import (
+    HOOK_PARAMS,
+    HOOKS,
+    RAN,
+    RAW_SIGNAL,
+    SIGNALS,
+    HookCall,
+    LifecycleEvent,
+    causal_order,
+    hook_call,
+    lifecycle_event,
+)
 from pytest_celerybase._inflight import InFlight
 
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "HOOKS",
+    "RAW_SIGNAL",
+    "SIGNALS",
     "ExecutionInfo",
     "HookCall",
     "HookRecorder",
+    "LifecycleEvent",
     "NoActiveRecorderError",
     "Publication",
     "activate",
@@ -32,52 +48,12 @@ __all__ = [
     "recording",
 ]
 
-#: The lifecycle hooks of :class:`celery.Task`, in the order Celery documents them.
-HOOKS: tuple[str, ...] = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
-
 #: Seconds a hook assertion waits for a live worker to finish a task, unless configured.
 DEFAULT_WAIT_TIMEOUT = 10.0
-
-# Positional parameter names of each hook (after ``self``), as Celery calls them.
-HOOK_PARAMS: dict[str, tuple[str, ...]] = {
-    "before_start": ("task_id", "args", "kwargs"),
-    "on_success": ("retval", "task_id", "args", "kwargs"),
-    "on_failure": ("exc", "task_id", "args", "kwargs", "einfo"),
-    "on_retry": ("exc", "task_id", "args", "kwargs", "einfo"),
-    "after_return": ("status", "retval", "task_id", "args", "kwargs", "einfo"),
-}
 
 
 class NoActiveRecorderError(RuntimeError):
     """Raised when hook records are asked for outside a recording test."""
-
-
-@dataclass(slots=True)
-class HookCall:
-    """One call of a lifecycle hook.
-
-    ``retval`` is set for ``on_success`` and ``after_return``, ``exc`` and ``einfo`` for
-    ``on_failure`` and ``on_retry``, ``status`` (the Celery state) for ``after_return``.
-    """
-
-    hook: str
-    task_name: str
-    task_id: str | None
-    args: Any = None
-    kwargs: Any = None
-    retval: Any = None
-    exc: BaseException | None = None
-    status: str | None = None
-    einfo: Any = field(default=None, repr=False, compare=False)
-    thread: str = field(default="", repr=False, compare=False)
-
-    def describe(self) -> str:
-        """Short human form used in failure messages, e.g. ``on_failure(ValueError('x'))``."""
-        if self.hook in ("on_failure", "on_retry") and self.exc is not None:
-            return f"{self.hook}({self.exc!r})"
-        if self.hook == "after_return" and self.status is not None:
-            return f"{self.hook}({self.status})"
-        return self.hook
 
 
 @dataclass(slots=True)
@@ -99,27 +75,6 @@ class Publication:
     task_name: str
 
 
-def _hook_call(event: tuple[Any, ...]) -> HookCall:
-    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`)."""
-    hook, task_name, args, kwargs, _, thread = event
-    values = dict(zip(HOOK_PARAMS[hook], args, strict=False))
-    if kwargs:
-        values.update(kwargs)
-    task_id = values.get("task_id")
-    return HookCall(
-        hook,
-        task_name,
-        None if task_id is None else str(task_id),
-        values.get("args"),
-        values.get("kwargs"),
-        values.get("retval"),
-        values.get("exc"),
-        values.get("status"),
-        values.get("einfo"),
-        thread.name,
-    )
-
-
 class HookRecorder:
     """The hook calls of one test (or one ``with recording():`` block).
 
@@ -137,13 +92,23 @@ class HookRecorder:
         self.wait_timeout = wait_timeout
         #: Tasks queued for or running on an in-process worker.
         self.inflight = InFlight()
+        #: ``time.perf_counter()`` when the recording began (``LifecycleEvent.time`` is
+        #: relative to it) and the process it records in.
+        self.started = time.perf_counter()
+        self.pid = os.getpid()
         self._lock = threading.Lock()
-        # Raw hook calls (hook, task name, args, kwargs, time, thread), appended from any
-        # thread by the instrumented hooks; _calls holds the first _built of them as
-        # HookCall objects.
+        # Raw events appended from any thread, in order: hook calls (hook, task name, args,
+        # kwargs, time, thread) and signals (signal, task name, task id, signal kwargs,
+        # time, thread); an event from another process has its pid as a 7th item.  _calls
+        # holds the HookCall objects of the first _built events.
         self._events: list[tuple[Any, ...]] = []
         self._calls: list[HookCall] = []
         self._built = 0
+        # The first _resolved events with RAW_SIGNAL ones resolved, and per thread the
+        # executions started (task_prerun) and not yet ended (task_postrun) at that point.
+        self._resolved_events: list[tuple[Any, ...]] = []
+        self._resolved = 0
+        self._running: dict[Any, list[tuple[str, Any]]] = {}
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self._instrumented: dict[int, tuple[Any, type, Any]] = {}
@@ -174,15 +139,58 @@ class HookRecorder:
         self.inflight.published(task_id, name)
 
     # -- queries ---------------------------------------------------------------------
+    def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> None:
+        """Record one Celery signal sent for a task, with the keyword arguments it carried."""
+        self._events.append((signal, task_name, task_id, named, time.perf_counter(),
+                             threading.current_thread()))  # fmt: skip
+
     @property
     def calls(self) -> list[HookCall]:
         """Every hook call, in call order."""
         if self._built < len(self._events):
             with self._lock:
                 events = self._events[self._built :]
-                self._calls.extend(_hook_call(e) for e in events)
+                self._calls.extend(hook_call(e) for e in events if e[0] in HOOK_PARAMS)
                 self._built += len(events)
         return self._calls
+
+    def _resolved_list(self) -> list[tuple[Any, ...]]:
+        """Every event, with signals stored raw (``RAW_SIGNAL``) given a task name and id."""
+        if self._resolved < len(self._events):
+            with self._lock:
+                events = self._events[self._resolved :]
+                self._resolved_events.extend(map(self._resolve, events))
+                self._resolved += len(events)
+        return self._resolved_events
+
+    def _resolve(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
+        if event[2] is not RAW_SIGNAL:
+            return event
+        name, sender, _, named, when, thread = event
+        task_name = str(getattr(sender, "name", None) or "")
+        running = self._running.setdefault(thread, [])
+        task_id = named.get("task_id") if named else None
+        if name == "task_prerun":
+            running.append((task_name, task_id))
+        elif name == "task_postrun":
+            for i in range(len(running) - 1, -1, -1):
+                if running[i] == (task_name, task_id):
+                    del running[i]
+                    break
+        elif running and running[-1][0] == task_name:  # task_success: the innermost run
+            task_id = running[-1][1]
+        return (name, task_name, None if task_id is None else str(task_id), named, when, thread)
+
+    def events_for(
+        self, task_name: str | None = None, task_id: str | None = None
+    ) -> list[LifecycleEvent]:
+        """The hook and signal events of a task name and/or task id (all with neither)."""
+        events = [
+            lifecycle_event(e, self.started, self.pid)
+            for e in list(self._resolved_list())
+            if (task_name is None or e[1] == task_name)
+        ]
+        return [e for e in causal_order(events) if task_id is None or e.task_id == task_id]
 
     def calls_for(self, task_name: str | None = None, task_id: str | None = None) -> list[HookCall]:
         """The hook calls of one task name and/or one task id (all calls with neither)."""
@@ -203,6 +211,9 @@ class HookRecorder:
             self._events.clear()
             self._calls.clear()
             self._built = 0
+            self._resolved_events.clear()
+            self._resolved = 0
+            self._running.clear()
             self.executions.clear()
             self.published.clear()
 
@@ -216,6 +227,9 @@ class HookRecorder:
         """Names of the tasks with hook calls or executions recorded, first seen first."""
         seen = dict.fromkeys(c.task_name for c in list(self.calls))
         seen.update(dict.fromkeys(e.task_name for e in list(self.executions.values())))
+        # tasks that got this far without a hook (e.g. lost or rejected on a worker)
+        resolved = list(self._resolved_list())
+        seen.update(dict.fromkeys(e[1] for e in resolved if e[1] and e[0] in RAN))
         return list(seen)
 
     # -- live worker support ---------------------------------------------------------

@@ -12,7 +12,8 @@ after teardown:
   ``celery.*`` module (the worker's consumer binds ``build_tracer`` at import);
 * the current and default app, Celery's shared-task finalizers and its "inside a
   worker" flag (``result.get()`` refuses to block when set);
-* the recorder's own globals (recorder stack, patches, recording classes, publish signal);
+* the recorder's own globals (recorder stack, patches, recording classes, the receivers of
+  every task signal, ``celery.app.trace.send_*``);
 * the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
@@ -74,10 +75,12 @@ def take() -> Snapshot:
     v["recorder.STACK"] = tuple(recorder.STACK)
     v["_instrument._patches"] = tuple(_instrument._patches)
     v["_instrument._recording_classes"] = frozenset(_instrument._recording_classes)
-    for signal in ("before_task_publish", "after_task_publish"):
+    for signal in recorder.SIGNALS:
         v[f"{signal} receivers"] = tuple(
             key for key, _ in getattr(signals, signal).receivers
         )
+    for sender in ("send_prerun", "send_success", "send_postrun"):
+        v[f"celery.app.trace.{sender}"] = getattr(trace, sender, None)
     bindings = _bindings_module()
     if bindings is not None:
         v["pytest_celerybase._bindings"] = dict(bindings.snapshot())
@@ -213,6 +216,9 @@ def restore(before: Snapshot) -> None:
     v = before.values
     for attr in _TRACE_ATTRS:
         setattr(trace, attr, v[f"celery.app.trace.{attr}"])
+    for sender in ("send_prerun", "send_success", "send_postrun"):
+        if v.get(f"celery.app.trace.{sender}") is not None:
+            setattr(trace, sender, v[f"celery.app.trace.{sender}"])
     for name, module in list(sys.modules.items()):
         if name.startswith("celery") and module is not None and name != trace.__name__:
             for attr in _TRACE_ATTRS:
