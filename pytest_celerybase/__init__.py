@@ -11,7 +11,7 @@ from pytest_celerybase.assertions import (
     assert_hooks_not_called,
     hook_calls,
 )
-from pytest_celerybase.lifecycle import assert_lifecycle, timeline
+from pytest_celerybase.lifecycle import assert_hooks_cooperative, assert_lifecycle, timeline
 from pytest_celerybase.recorder import (
     HOOKS,
     SIGNALS,
@@ -34,6 +34,7 @@ __all__ = [
     "apply_and_raise",
     "assert_hooks_called",
     "assert_hooks_called_in_order",
+    "assert_hooks_cooperative",
     "assert_hooks_not_called",
     "assert_lifecycle",
     "hook_calls",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "COOPERATION",
     "HOOKS",
     "HOOK_PARAMS",
     "RAW_SIGNAL",
@@ -40,6 +41,10 @@ SIGNALS: tuple[str, ...] = (
     "task_unknown",
     "task_internal_error",
 )
+
+#: Name of the event saying which overrides of a composed class's hook ran in one call:
+#: (COOPERATION, task name, task id, (hook, chain of classes, classes that ran), ...).
+COOPERATION = "cooperation"
 
 #: In place of the task id of a signal event stored as Celery sent it (the sender object
 #: instead of the task name): the recorder resolves it when the records are read.
@@ -173,6 +178,8 @@ def lifecycle_event(event: tuple[Any, ...], started: float, pid: int) -> Lifecyc
         named = fourth or {}
         state = named.get(_SIGNAL_STATE.get(name, ""))
         exc = named.get(_SIGNAL_EXC.get(name, ""))
+        if name == "task_retry":  # Celery's Retry: show the exception it retries for
+            exc = getattr(exc, "exc", None) or exc
         kind = "signal"
     return LifecycleEvent(
         name,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_celerybase import _signals
+from pytest_celerybase import _cooperative, _signals
 from pytest_celerybase.recorder import HOOKS, STACK
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def uninstall() -> None:
     from celery.app import trace
 
     _signals.disconnect()
+    _cooperative.restore()
     wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
     originals: dict[str, Any] = {}
     while _patches:
@@ -189,8 +190,9 @@ def _recording_subclass(cls: type) -> type:
         "__celerybase_original__": cls,
     }
     sub = type(cls.__name__, (cls,), namespace)
+    chains = _cooperative.chains(cls)
     for hook in HOOKS:
-        setattr(sub, hook, _HookDescriptor(hook, sub))
+        setattr(sub, hook, _HookDescriptor(hook, sub, chains.get(hook)))
     _recording_classes.add(sub)
     return sub
 
@@ -204,11 +206,13 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("cache", "hook", "owner")
+    __slots__ = ("cache", "chain", "hook", "owner")
 
-    def __init__(self, hook: str, owner: type) -> None:
+    def __init__(self, hook: str, owner: type, chain: tuple[type, ...] | None) -> None:
         self.hook = hook
         self.owner = owner
+        # The overriding classes when the hook has several (see _cooperative), else None.
+        self.chain = chain
         # Eager apply() builds a tracer (so reads every hook) per call: reuse the wrapper
         # while the hook it wraps is the same function.  Keyed by id(task): the subclass
         # owning this descriptor lives only while its tasks are instrumented.
@@ -227,6 +231,9 @@ class _HookDescriptor:
         if cached is not None and cached[0] is func:
             return cached[1]
         recorded = _hook_wrapper(hook, task, inner)
+        if self.chain is not None:
+            collect = _cooperative.collecting(hook, str(task.name), self.chain, _record_raw)
+            recorded = collect(recorded)
         self.cache[id(task)] = (func, recorded)
         return recorded
 
@@ -283,6 +290,11 @@ def _override_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]
     recorded.__name__ = hook
     return recorded
+
+
+def _record_raw(event: tuple[Any, ...]) -> None:
+    if STACK:
+        STACK[-1]._events.append((*event, _clock(), _current_thread()))
 
 
 def _guarded(key: tuple[int, str]) -> bool:

@@ -15,7 +15,7 @@ from pytest_celerybase._messages import mismatch_message
 from pytest_celerybase._targets import check_events, settled
 from pytest_celerybase.recorder import LifecycleEvent, current_recorder
 
-__all__ = ["assert_lifecycle", "timeline"]
+__all__ = ["assert_hooks_cooperative", "assert_lifecycle", "timeline"]
 
 
 def timeline(task: Any = None, *, task_id: str | None = None) -> list[LifecycleEvent]:
@@ -46,3 +46,64 @@ def assert_lifecycle(task: Any, events: Sequence[str], *, task_id: str | None = 
     recorded = recorder.events_for(target.name, target.task_id)
     if [e.name for e in recorded] != expected:
         raise AssertionError(mismatch_message(recorder, target, expected, recorded, "exactly"))
+
+
+def assert_hooks_cooperative(task: Any, *, task_id: str | None = None) -> None:
+    """Assert every override of every hook along ``task``'s class MRO ran once per call.
+
+    For each hook recorded for ``task`` in this test: when its class has several
+    overrides of that hook (``class ShopTask(LoggingTask, MetricsTask, AuditTask)``),
+    each of them ran exactly once per hook call.  Fails naming, per hook, the class whose
+    override did not pass control on (a forgotten ``super()``) and the classes skipped.
+    """
+    __tracebackhide__ = True
+    recorder, target = settled(task, task_id)
+    calls = recorder.calls_for(target.name, target.task_id)
+    if not calls:
+        raise AssertionError(
+            f"Expected {target.description} to have run in this test, but no hook of it "
+            "was recorded: run the task first, then check that its hooks cooperate"
+        )
+    problems: dict[str, dict[str, int]] = {}
+    checked: dict[str, int] = {}
+    for hook, chain, ran in recorder.cooperation_for(target.name, target.task_id):
+        checked[hook] = checked.get(hook, 0) + 1
+        problem = _cooperation_problem(hook, chain, ran)
+        if problem:
+            per_hook = problems.setdefault(hook, {})
+            per_hook[problem] = per_hook.get(problem, 0) + 1
+    if problems:
+        lines = [f"Expected every override of each hook of {target.description} to run once "
+                 "per hook call, but:"]  # fmt: skip
+        for hook, found in problems.items():
+            for problem, count in found.items():
+                lines.append(f"  {hook}: {problem} ({count} of {checked[hook]} call(s))")
+        lines.append(
+            "Each override of a hook in a composed task class must call "
+            "super().<hook>(...) exactly once, or the bases after it in the MRO never run."
+        )
+        raise AssertionError("\n".join(lines))
+
+
+def _qualname(cls: type) -> str:
+    return cls.__qualname__
+
+
+def _cooperation_problem(hook: str, chain: tuple[type, ...], ran: tuple[type, ...]) -> str:
+    skipped = [cls for cls in chain if cls not in ran]
+    if skipped:
+        first = chain.index(skipped[0])
+        stopper = chain[first - 1] if first else None
+        names = ", ".join(f"{_qualname(cls)}.{hook}" for cls in skipped)
+        if stopper is None:  # pragma: no cover - the recording wrapper calls the first
+            return f"{names} did not run"
+        return (
+            f"{_qualname(stopper)}.{hook} did not pass control on (no super().{hook}() "
+            f"call); skipped: {names}"
+        )
+    repeated = [cls for cls in chain if ran.count(cls) > 1]
+    if repeated:
+        return ", ".join(
+            f"{_qualname(cls)}.{hook} ran {ran.count(cls)} times in one call" for cls in repeated
+        )
+    return ""

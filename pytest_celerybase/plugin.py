@@ -8,11 +8,12 @@ and friends are imported inside fixtures and hooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
+from pytest_celerybase._report import format_timeline
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
@@ -30,6 +31,14 @@ from pytest_celerybase.recorder import DEFAULT_WAIT_TIMEOUT, recording
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("celerybase", "Celery custom task classes (pytest-celerybase)")
+    group.addoption(
+        "--celerybase-timeline",
+        action="store_true",
+        default=False,
+        help="add the 'celerybase timeline' section (hooks and signals per execution) to "
+        "the report of passing tests too (shown with -rA/-rP); failing tests always get it.",
+    )
     parser.addini(
         "celerybase_app",
         "Celery app used by eager_app/live_worker instead of a fresh one, as "
@@ -47,6 +56,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    recorder = item.stash.get(RECORDER_KEY, None)
+    wanted = report.failed or (
+        report.when == "call" and item.config.getoption("celerybase_timeline")
+    )
+    if recorder is not None and wanted:
+        text = format_timeline(recorder)
+        if text:
+            report.sections.append(("celerybase timeline", text))
+    return report
 
 
 @pytest.hookimpl(wrapper=True)

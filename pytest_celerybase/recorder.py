@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_celerybase._events import (
+    COOPERATION,
     HOOK_PARAMS,
     HOOKS,
     RAN,
@@ -47,6 +48,8 @@ __all__ = [
     "deactivate",
     "recording",
 ]
+
+_LIFECYCLE = frozenset(HOOKS) | frozenset(SIGNALS)
 
 #: Seconds a hook assertion waits for a live worker to finish a task, unless configured.
 DEFAULT_WAIT_TIMEOUT = 10.0
@@ -188,7 +191,7 @@ class HookRecorder:
         events = [
             lifecycle_event(e, self.started, self.pid)
             for e in list(self._resolved_list())
-            if (task_name is None or e[1] == task_name)
+            if (task_name is None or e[1] == task_name) and e[0] in _LIFECYCLE
         ]
         return [e for e in causal_order(events) if task_id is None or e.task_id == task_id]
 
@@ -216,6 +219,18 @@ class HookRecorder:
             self._running.clear()
             self.executions.clear()
             self.published.clear()
+
+    def cooperation_for(
+        self, task_name: str | None, task_id: str | None = None
+    ) -> list[tuple[str, tuple[type, ...], tuple[type, ...]]]:
+        """Per hook call of a composed task class: (hook, overriding classes, those that ran)."""
+        return [
+            e[3]
+            for e in list(self._events)
+            if e[0] == COOPERATION
+            and (task_name is None or e[1] == task_name)
+            and (task_id is None or e[2] == task_id)
+        ]
 
     def __len__(self) -> int:
         return len(self.calls)
