@@ -26,7 +26,9 @@ COUNTED = "__celerybase_counted__"
 
 _lock = threading.Lock()
 _local = threading.local()
-_wrapped: dict[tuple[type, str], Any] = {}  # (class, hook) -> original function
+# (class, hook) -> (the function found there, the wrapper that replaced it, the owner:
+# the recorder whose deactivation puts the function back)
+_wrapped: dict[tuple[type, str], tuple[Any, Any, object]] = {}
 
 
 def _overrides(cls: type, hook: str) -> list[type]:
@@ -41,11 +43,11 @@ def _overrides(cls: type, hook: str) -> list[type]:
     ]
 
 
-def chains(cls: type) -> dict[str, tuple[type, ...]]:
+def chains(cls: type, owner: object) -> dict[str, tuple[type, ...]]:
     """Per hook, the classes of ``cls``'s MRO overriding it, for hooks with two or more.
 
-    Their override functions are wrapped (once, until :func:`restore`) so that each run
-    is noted.  A hook whose overrides are not all plain functions (e.g. patched with a
+    Their override functions are wrapped (once, until :func:`restore` for ``owner``) so
+    that each run is noted.  A hook whose overrides are not all plain functions (e.g. patched with a
     mock) is left out.
     """
     found: dict[str, tuple[type, ...]] = {}
@@ -60,8 +62,9 @@ def chains(cls: type) -> dict[str, tuple[type, ...]]:
             for klass, function in zip(classes, functions, strict=True):
                 if getattr(function, COUNTED, False):
                     continue
-                _wrapped[(klass, hook)] = function
-                setattr(klass, hook, _counted(klass, function))
+                wrapper = _counted(klass, function)
+                _wrapped[(klass, hook)] = (function, wrapper, owner)
+                setattr(klass, hook, wrapper)
         found[hook] = tuple(classes)
     return found
 
@@ -105,9 +108,15 @@ def collecting(
     return wrap
 
 
-def restore() -> None:
-    """Put every wrapped override function back (the last recorder ended)."""
+def restore(owner: object = None) -> None:
+    """Put back the override functions wrapped for ``owner`` (every one with ``None``)."""
     with _lock:
-        while _wrapped:
-            (klass, hook), function = _wrapped.popitem()
-            setattr(klass, hook, function)
+        for key, (function, wrapper, wrapped_for) in list(_wrapped.items()):
+            if owner is not None and wrapped_for is not owner:
+                continue
+            del _wrapped[key]
+            klass, hook = key
+            # Replaced meanwhile (e.g. a mocker.spy set and undone around our wrapper put
+            # the original back itself): leave what is there now.
+            if vars(klass).get(hook) is wrapper:
+                setattr(klass, hook, function)

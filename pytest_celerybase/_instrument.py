@@ -155,7 +155,7 @@ def instrument(task: Any) -> None:
         if cls in _recording_classes or not STACK:
             return
         recorder = STACK[-1]
-        sub = _recording_subclass(cls)
+        sub = _recording_subclass(cls, recorder)
         saved_trace = task.__dict__.get("__trace__", _MISSING)
         recorder._instrumented[id(task)] = (task, cls, saved_trace)
         task.__class__ = sub
@@ -175,6 +175,7 @@ def restore_tasks(recorder: HookRecorder) -> None:
             else:
                 task.__dict__["__trace__"] = saved_trace
         recorder._instrumented.clear()
+    _cooperative.restore(recorder)
 
 
 def is_recording_class(cls: type) -> bool:
@@ -182,7 +183,7 @@ def is_recording_class(cls: type) -> bool:
     return cls in _recording_classes
 
 
-def _recording_subclass(cls: type) -> type:
+def _recording_subclass(cls: type, recorder: HookRecorder) -> type:
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -190,7 +191,7 @@ def _recording_subclass(cls: type) -> type:
         "__celerybase_original__": cls,
     }
     sub = type(cls.__name__, (cls,), namespace)
-    chains = _cooperative.chains(cls)
+    chains = _cooperative.chains(cls, recorder)
     for hook in HOOKS:
         setattr(sub, hook, _HookDescriptor(hook, sub, chains.get(hook)))
     _recording_classes.add(sub)

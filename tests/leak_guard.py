@@ -41,6 +41,7 @@ import pytest
 from pytest_celerybase._celery_state import CeleryGlobals
 
 _TRACE_ATTRS = ("build_tracer", "trace_task")
+_HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
 _INSTRUMENT = "pytest_celerybase._instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
 
@@ -192,6 +193,10 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
             problems.append(
                 f"task {name!r} of app {app.main!r} still has the recording class {type(task)!r}"
             )
+        for klass in type(task).__mro__:
+            for hook in _HOOKS:
+                if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
+                    problems.append(f"{klass.__qualname__}.{hook} is still wrapped by the recorder")
     new_threads = [t for t in after.threads - before.threads if t.is_alive()]
     if new_threads:
         problems.append(
