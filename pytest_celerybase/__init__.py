@@ -15,6 +15,7 @@ from pytest_celerybase.lifecycle import assert_hooks_cooperative, assert_lifecyc
 from pytest_celerybase.recorder import (
     HOOKS,
     SIGNALS,
+    CelerybaseWarning,
     ExecutionInfo,
     HookCall,
     HookRecorder,
@@ -26,6 +27,7 @@ from pytest_celerybase.recorder import (
 __all__ = [
     "HOOKS",
     "SIGNALS",
+    "CelerybaseWarning",
     "ExecutionInfo",
     "HookCall",
     "HookRecorder",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase import _cooperative, _signals
-from pytest_celerybase.recorder import HOOKS, STACK
+from pytest_celerybase.recorder import HOOKS, LEFT_RUNNING, STACK
 
 if TYPE_CHECKING:
     from pytest_celerybase.recorder import HookRecorder
@@ -119,7 +119,7 @@ def _wrap_tracer(tracer: _Hook, name: str, eager: bool, propagate: bool) -> _Hoo
     # for) and propagating eager runs (explained in failure hints).
     def traced(uuid: Any, args: Any, kwargs: Any, request: Any = None) -> Any:
         recorder = STACK[-1] if STACK else None
-        if recorder is None:
+        if recorder is None or (LEFT_RUNNING and _current_thread() in LEFT_RUNNING):
             return tracer(uuid, args, kwargs, request)
         task_id = str(uuid)
         recorder._execution_started(task_id, name, eager, propagate)
@@ -260,8 +260,11 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     def recorded(*args: Any, **kwargs: Any) -> Any:
         if STACK and not (_overriding and _guarded(key)):
             # HookRecorder.add_hook, inlined: this is the recorder's hot path.
-            STACK[-1]._events.append((hook, name, args, kwargs or None, _clock(),
-                                      _current_thread()))  # fmt: skip
+            thread = _current_thread()
+            if LEFT_RUNNING and thread in LEFT_RUNNING:
+                STACK[-1].stray(thread)
+            else:
+                STACK[-1]._events.append((hook, name, args, kwargs or None, _clock(), thread))
         return inner(*args, **kwargs)
 
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]
@@ -295,7 +298,7 @@ def _override_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
 
 def _record_raw(event: tuple[Any, ...]) -> None:
     if STACK:
-        STACK[-1]._events.append((*event, _clock(), _current_thread()))
+        STACK[-1].add(event)
 
 
 def _guarded(key: tuple[int, str]) -> bool:

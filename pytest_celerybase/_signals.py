@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_celerybase.recorder import RAW_SIGNAL, SIGNALS, STACK
+from pytest_celerybase.recorder import LEFT_RUNNING, RAW_SIGNAL, SIGNALS, STACK
 
 __all__ = ["connect", "disconnect"]
 
@@ -84,6 +84,10 @@ def _record(name: str, sender: Any, named: dict[str, Any]) -> None:
     recorder = STACK[-1]
     task_id = None if task_id is None else str(task_id)
     task_name = "" if task_name is None else str(task_name)
+    thread = _current_thread()
+    if LEFT_RUNNING and thread in LEFT_RUNNING:
+        recorder.stray(thread)
+        return
     recorder.add_signal(name, task_name, task_id, named)
     if task_id is not None:
         if name == "before_task_publish":
@@ -114,8 +118,12 @@ def _tracer_sender(name: str, signal: Any, send: Callable[..., Any]) -> Callable
         if STACK:
             # Sent for every eager execution: stored as sent (the sending task object)
             # and resolved to a task name and id when the records are read.
-            STACK[-1]._events.append((name, sender, RAW_SIGNAL, detail(named), _clock(),
-                                      _current_thread()))  # fmt: skip
+            thread = _current_thread()
+            if LEFT_RUNNING and thread in LEFT_RUNNING:
+                STACK[-1].stray(thread)
+            else:
+                STACK[-1]._events.append((name, sender, RAW_SIGNAL, detail(named), _clock(),
+                                          thread))  # fmt: skip
         if len(receivers) > 1:  # someone else listens too: Celery's own send
             return send(sender=sender, **named)
         return []

@@ -8,6 +8,8 @@ and friends are imported inside fixtures and hooks.
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -27,7 +29,15 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sql_queries,
     sqlite_engine,
 )
-from pytest_celerybase.recorder import DEFAULT_WAIT_TIMEOUT, recording
+from pytest_celerybase.recorder import (
+    DEFAULT_WAIT_TIMEOUT,
+    LEFT_RUNNING,
+    CelerybaseWarning,
+    HookRecorder,
+    recording,
+)
+
+_STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,12 +85,50 @@ def pytest_runtest_makereport(
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    # Threads the test body starts; those still running after teardown were left running.
+    before = set(threading.enumerate())
+    try:
+        return (yield)
+    finally:
+        item.stash[_STARTED_KEY] = [t for t in threading.enumerate() if t not in before]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        recorder = item.stash.get(RECORDER_KEY, None)
+        if recorder is not None:
+            _warn_about_strays(item, recorder)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
     # Around setup, call and teardown: tasks run by fixtures are recorded too, and the
     # recorder is only undone after every fixture of the test has been torn down.
+    for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
+        del LEFT_RUNNING[thread]
     with recording(wait_timeout=wait_timeout(item.config)) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)
         finally:
             del item.stash[RECORDER_KEY]
+            for thread in item.stash.get(_STARTED_KEY, ()):
+                if thread.is_alive():
+                    LEFT_RUNNING[thread] = item.nodeid
+
+
+def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
+    path, lineno, _ = item.location
+    for (thread, test), count in recorder.strays.items():
+        warnings.warn_explicit(
+            f"{count} hook/signal record(s) came from thread {thread!r}, which {test} "
+            "started and left running; they were not recorded for this test. Join the "
+            "threads a test starts before it ends.",
+            CelerybaseWarning,
+            filename=str(item.config.rootpath / path),
+            lineno=(lineno or 0) + 1,
+        )

@@ -35,8 +35,10 @@ from pytest_celerybase._inflight import InFlight
 __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "HOOKS",
+    "LEFT_RUNNING",
     "RAW_SIGNAL",
     "SIGNALS",
+    "CelerybaseWarning",
     "ExecutionInfo",
     "HookCall",
     "HookRecorder",
@@ -57,6 +59,10 @@ DEFAULT_WAIT_TIMEOUT = 10.0
 
 class NoActiveRecorderError(RuntimeError):
     """Raised when hook records are asked for outside a recording test."""
+
+
+class CelerybaseWarning(UserWarning):
+    """A test's records were affected by something outside it (see the message)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +118,9 @@ class HookRecorder:
         self._resolved_events: list[tuple[Any, ...]] = []
         self._resolved = 0
         self._running: dict[Any, list[tuple[str, Any]]] = {}
+        #: Records dropped because they came from a thread an earlier test left running:
+        #: (thread name, that test's id) -> how many.
+        self.strays: dict[tuple[str, str], int] = {}
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self._instrumented: dict[int, tuple[Any, type, Any]] = {}
@@ -119,8 +128,21 @@ class HookRecorder:
     # -- recording (called by the instrumentation, from any thread) ------------------------
     def add_hook(self, hook: str, task_name: str, args: tuple[Any, ...], kwargs: Any) -> None:
         """Record one call of ``hook`` with the arguments Celery passed to it."""
-        self._events.append((hook, task_name, args, kwargs, time.perf_counter(),
-                             threading.current_thread()))  # fmt: skip
+        self.add((hook, task_name, args, kwargs))
+
+    def add(self, event: tuple[Any, ...]) -> None:
+        """Record a raw event (name, task name, ...) made now in this thread."""
+        thread = threading.current_thread()
+        if LEFT_RUNNING and thread in LEFT_RUNNING:
+            self.stray(thread)
+        else:
+            self._events.append((*event, time.perf_counter(), thread))
+
+    def stray(self, thread: threading.Thread) -> None:
+        """Count a record dropped because ``thread`` was left running by an earlier test."""
+        key = (thread.name, LEFT_RUNNING.get(thread, "?"))
+        with self._lock:
+            self.strays[key] = self.strays.get(key, 0) + 1
 
     def _execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
         info = self.executions.get(task_id)
@@ -144,8 +166,7 @@ class HookRecorder:
     # -- queries ---------------------------------------------------------------------
     def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> None:
         """Record one Celery signal sent for a task, with the keyword arguments it carried."""
-        self._events.append((signal, task_name, task_id, named, time.perf_counter(),
-                             threading.current_thread()))  # fmt: skip
+        self.add((signal, task_name, task_id, named))
 
     @property
     def calls(self) -> list[HookCall]:
@@ -269,6 +290,10 @@ class HookRecorder:
 
 
 # -- which recorder is active ------------------------------------------------------------
+#: Threads that a finished test left running, and that test's node id: what they record
+#: later is nobody's (the recorder counts it in ``strays`` and the plugin warns).
+LEFT_RUNNING: dict[threading.Thread, str] = {}
+
 #: Active recorders, innermost last.  Read without a lock on the hot path (a list read
 #: is atomic); changed under _lock.
 STACK: list[HookRecorder] = []
