@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase import _cooperative, _signals
-from pytest_celerybase.recorder import HOOKS, LEFT_RUNNING, STACK
+from pytest_celerybase.recorder import ACTIVE_THREADS, HOOKS, LEFT_RUNNING, STACK
 
 if TYPE_CHECKING:
     from pytest_celerybase.recorder import HookRecorder
@@ -39,6 +39,7 @@ _guard = threading.local()  # re-entrancy guard for instance-level hook override
 _overriding: list[tuple[int, str]] = []
 _clock = time.perf_counter
 _current_thread = threading.current_thread
+_get_ident = threading.get_ident
 
 # Worker modules that bind ``from celery.app.trace import build_tracer/trace_task`` at
 # import: a copy bound while we were installed is our wrapper and must be undone.
@@ -88,7 +89,8 @@ def _make_build_tracer(original: _Hook) -> _Hook:
     def build_tracer(name: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
         if not STACK:
             return original(name, task, *args, **kwargs)
-        instrument(task)
+        if type(task) not in _recording_classes:  # built per eager apply(): no call
+            instrument(task)
         tracer = original(name, task, *args, **kwargs)
         # build_tracer(name, task, loader, hostname, store_errors, Info, eager, propagate, ...)
         eager = kwargs.get("eager", args[4] if len(args) > 4 else False)
@@ -260,7 +262,7 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     def recorded(*args: Any, **kwargs: Any) -> Any:
         if STACK and not (_overriding and _guarded(key)):
             # HookRecorder.add_hook, inlined: this is the recorder's hot path.
-            thread = _current_thread()
+            thread = ACTIVE_THREADS.get(_get_ident()) or _current_thread()
             if LEFT_RUNNING and thread in LEFT_RUNNING:
                 STACK[-1].stray(thread)
             else:

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_celerybase.recorder import LEFT_RUNNING, RAW_SIGNAL, SIGNALS, STACK
+from pytest_celerybase.recorder import ACTIVE_THREADS, LEFT_RUNNING, RAW_SIGNAL, SIGNALS, STACK
 
 __all__ = ["connect", "disconnect"]
 
 _UID = "pytest_celerybase.signals."
 _clock = time.perf_counter
 _current_thread = threading.current_thread
+_get_ident = threading.get_ident
 # Signal -> the celery.app.trace global its tracer sends it through.
 _TRACER_SENDERS = {
     "task_prerun": "send_prerun",
@@ -110,33 +111,25 @@ def _ignore(sender: Any = None, **named: Any) -> None:
 
 def _tracer_sender(name: str, signal: Any, send: Callable[..., Any]) -> Callable[..., Any]:
     receivers = signal.receivers  # Celery changes this list in place
-    # What the recorder needs of the signal's arguments (keeping all of them alive for
-    # the test would cost more garbage-collection time than recording them does).
-    detail = _TRACER_DETAIL[name]
 
+    # Sent for every eager execution: stored as sent (the sending task object) and
+    # resolved to a task name and id when the records are read.  Only what the recorder
+    # needs of the arguments is kept: keeping them all alive for the rest of the test
+    # costs more garbage-collection time than recording them.
     def send_and_record(sender: Any = None, **named: Any) -> Any:
         if STACK:
-            # Sent for every eager execution: stored as sent (the sending task object)
-            # and resolved to a task name and id when the records are read.
-            thread = _current_thread()
+            thread = ACTIVE_THREADS.get(_get_ident()) or _current_thread()
             if LEFT_RUNNING and thread in LEFT_RUNNING:
                 STACK[-1].stray(thread)
             else:
-                STACK[-1]._events.append((name, sender, RAW_SIGNAL, detail(named), _clock(),
-                                          thread))  # fmt: skip
+                detail = (named.get("task_id"), named.get("state"))
+                STACK[-1]._events.append((name, sender, RAW_SIGNAL, detail, _clock(), thread))
         if len(receivers) > 1:  # someone else listens too: Celery's own send
             return send(sender=sender, **named)
         return []
 
     send_and_record.__wrapped__ = send  # type: ignore[attr-defined]
     return send_and_record
-
-
-_TRACER_DETAIL: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "task_prerun": lambda named: {"task_id": named.get("task_id")},
-    "task_success": lambda named: None,
-    "task_postrun": lambda named: {"task_id": named.get("task_id"), "state": named.get("state")},
-}
 
 
 def connect(patch: Callable[[Any, str, Any], None]) -> None:

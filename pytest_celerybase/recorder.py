@@ -33,6 +33,7 @@ from pytest_celerybase._events import (
 from pytest_celerybase._inflight import InFlight
 
 __all__ = [
+    "ACTIVE_THREADS",
     "DEFAULT_WAIT_TIMEOUT",
     "HOOKS",
     "LEFT_RUNNING",
@@ -190,10 +191,9 @@ class HookRecorder:
     def _resolve(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
         if event[2] is not RAW_SIGNAL:
             return event
-        name, sender, _, named, when, thread = event
+        name, sender, _, (task_id, state), when, thread = event
         task_name = str(getattr(sender, "name", None) or "")
         running = self._running.setdefault(thread, [])
-        task_id = named.get("task_id") if named else None
         if name == "task_prerun":
             running.append((task_name, task_id))
         elif name == "task_postrun":
@@ -203,6 +203,7 @@ class HookRecorder:
                     break
         elif running and running[-1][0] == task_name:  # task_success: the innermost run
             task_id = running[-1][1]
+        named = {} if state is None else {"state": state}
         return (name, task_name, None if task_id is None else str(task_id), named, when, thread)
 
     def events_for(
@@ -290,6 +291,11 @@ class HookRecorder:
 
 
 # -- which recorder is active ------------------------------------------------------------
+# The thread objects of running threads by ident (CPython's threading keeps this map): a
+# dict lookup is much cheaper on the hot path than threading.current_thread(), which is
+# the fallback (threads not started by threading are not in it).
+ACTIVE_THREADS: dict[int, threading.Thread] = getattr(threading, "_active", {})
+
 #: Threads that a finished test left running, and that test's node id: what they record
 #: later is nobody's (the recorder counts it in ``strays`` and the plugin warns).
 LEFT_RUNNING: dict[threading.Thread, str] = {}
