@@ -66,6 +66,9 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 
 add_module_names = False
+# Public-looking members that are plumbing between the package's modules, not API for
+# test authors: left out of the reference.
+celerybase_internal_members = ["add_hook", "watch_worker_tasks", "inflight", "from_options"]
 
 html_theme = "furo"
 html_title = f"pytest-celerybase {release}"

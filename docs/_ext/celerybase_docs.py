@@ -306,9 +306,11 @@ def skip_celery_task_members(
     app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
 ) -> bool | None:
     """Leave out what the bases inherit unchanged from ``celery.Task`` (Celery documents
-    it); members a base defines or overrides stay."""
+    it), and ``celerybase_internal_members``; members a base defines or overrides stay."""
     if what not in ("class", "exception"):
         return None
+    if name in app.config.celerybase_internal_members:
+        return True
     from celery import Task
 
     if name in vars(Task) and name not in _names_we_define():
@@ -332,6 +334,7 @@ def _names_we_define() -> frozenset[str]:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("celerybase_internal_members", [], "env", list)
     app.connect("autodoc-skip-member", skip_celery_task_members)
     app.add_object_type(
         "fixture", "fixture", objname="fixture", indextemplate="pair: %s; fixture"
