@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+import pytest_celerybase
 from tests.conftest import RunPytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,6 +168,10 @@ def test_failure_outputs_are_real(
         shutil.copy(path, pytester.path / path.name)
     pytester.makeconftest(REPORTER)
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # The subprocess must run the package this process tests, not another installed copy.
+    here = str(Path(pytest_celerybase.__file__).resolve().parent.parent)
+    paths = [here, os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     pytester.runpytest_subprocess(
         "-p", "celerybase", "-p", "pytest_mock", "--tb=short", *(p.name for p in demos)
     )
