@@ -305,3 +305,9 @@ def test_troubleshooting_and_its_test_citations_agree() -> None:
         assert cited, f"{entry}: cite at least one test"
         missing += [f"{f}::{t}" for f, t in cited if f"def {t}(" not in sources.get(f, "")]
     assert missing == []
+
+
+def test_reference_shows_the_hook_names() -> None:
+    # Written out in docs/reference/api.md (autodoc would show tuple's docstring).
+    api = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
+    assert f":value: {pytest_celerybase.HOOKS!r}" in api
