@@ -1,4 +1,4 @@
-"""The bad-input catalogue (README, "Misuse and the error you get"): the entries not
+"""The bad-input catalogue (the manual's troubleshooting page): the entries not
 already covered next to their feature (test_assertions.py, test_assertions_unit.py,
 test_eager_app.py, test_loading.py, test_live_worker.py, test_resource_fixtures.py,
 test_bases_*.py).  Each test pins the exact error a user gets.
