@@ -284,7 +284,8 @@ class LiveWorker:
                     if self._prefork is not None:
                         # Processes, unlike threads, can be killed: leave nothing behind.
                         self._prefork.kill_children()
-                        thread.join(self.stop_timeout)
+                        # billiard's result handler sees the lost jobs within its 1 s poll
+                        thread.join(max(self.stop_timeout, 3.0))
                     raise WorkerStopError(failure)
         finally:
             if thread is not None and not thread.is_alive():
