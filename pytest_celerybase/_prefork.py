@@ -201,17 +201,20 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
         if pool._state == bpool.RUN:
             pool.close()  # the children get their sentinel; running tasks finish
         super().on_stop()  # joins the pool's threads and children
-        # Not pool.terminate(): it SIGTERMs children (an idle one then sometimes never
-        # exits, measured ~1 in 10) and takes the inqueue's read lock, which a killed
-        # child may hold.  What it would still do: stop the time-limit thread (close +
-        # join leave it running) and close the queues.
+        if not isinstance(pool, _PromptPool):
+            pool.terminate()  # AsynPool (real brokers): nothing left to signal after the join
+            return
+        # Not pool.terminate(): it would take the inqueue's read lock, which a child
+        # killed by the bounded join may hold.  What it would still do: stop the
+        # time-limit thread (close + join leave it running) and close the queues.
         timeouts = pool._timeout_handler
         if timeouts is not None:
             timeouts.terminate()
             timeouts.stop(5.0)
         pool._terminate.cancel()
         for queue in (pool._inqueue, pool._outqueue):
-            queue.close()
+            if queue is not None:
+                queue.close()
 
 
 def _accounted(apply: Any) -> Any:

@@ -365,7 +365,7 @@ def test_bad_pool(live_worker):
     )
     assert _worker_threads() == before
     assert child_processes() == []
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 5.0, elapsed  # generous: real brokers and a prefork pool
 
 
 def test_settings_are_checked() -> None:
