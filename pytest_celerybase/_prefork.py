@@ -344,7 +344,8 @@ class PreforkRuntime:
             changes["result_backend"] = f"file://{results}"
         self._saved_conf = {key: conf.get(key) for key in changes}
         conf.update(changes)
-        _reset_producer_pool(app)  # one made for the old broker URL
+        if "broker_url" in changes:
+            _reset_producer_pool(app)  # one made for the old broker URL
         loader = app.loader
         self._saved_overrides = vars(loader).get("override_backends", _MISSING)
         loader.override_backends = {**loader.override_backends,
@@ -453,8 +454,9 @@ class PreforkRuntime:
         app = self.live.app
         if self._saved_conf:
             app.conf.update(self._saved_conf)
+            if "broker_url" in self._saved_conf:
+                _reset_producer_pool(app)
             self._saved_conf = {}
-            _reset_producer_pool(app)
         if self._saved_overrides is not _UNSET:
             if self._saved_overrides is _MISSING:
                 vars(app.loader).pop("override_backends", None)
@@ -467,6 +469,6 @@ class PreforkRuntime:
 
 
 def _reset_producer_pool(app: Any) -> None:
-    pool, app._pool = app._pool, None
-    if pool is not None:
-        pool.force_close_all()
+    # Celery caches the connection pool on the app and the producer pool on app.amqp.
+    app._pool = None
+    vars(app.amqp).pop("_producer_pool", None)
