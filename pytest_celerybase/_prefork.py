@@ -26,6 +26,7 @@ from billiard import pool as bpool
 from billiard.exceptions import TimeLimitExceeded
 from celery.backends.filesystem import FilesystemBackend
 from celery.concurrency import prefork
+from celery.concurrency.asynpool import AsynPool
 from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
@@ -149,6 +150,18 @@ class _PromptPool(bpool.Pool):  # type: ignore[misc]
                 process.join()
 
 
+class _PromptAsynPool(AsynPool):  # type: ignore[misc]
+    """Celery's event-loop pool (real brokers), replacing lost/recycled children at once.
+
+    It checks its children from a hub timer every 5 s: a recycled or lost child's
+    replacement (and a lost child's WorkerLostError) would wait that long.
+    """
+
+    @property
+    def timers(self) -> dict[Any, float]:
+        return {self.maintain_pool: _CHECK_INTERVAL}
+
+
 def _initializer(app: Any, hostname: str) -> None:
     """Celery's child initializer, reporting the child's start or its failure."""
     try:
@@ -184,6 +197,7 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
     """Celery's prefork pool, prompt, with each delivery's end known to the recorder."""
 
     BlockingPool = _PromptPool
+    Pool = _PromptAsynPool
 
     def on_start(self) -> None:
         # TaskPool.on_start passes the module's process_initializer to billiard.

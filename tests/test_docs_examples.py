@@ -13,7 +13,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
 
 @pytest.mark.parametrize(
-    ("name", "tests"), [("test_prefork.py", 2)], ids=lambda v: str(v)
+    ("name", "tests"), [("test_prefork_howto.py", 2)], ids=lambda v: str(v)
 )
 def test_example_passes(
     pytester: pytest.Pytester, run: RunPytest, name: str, tests: int
