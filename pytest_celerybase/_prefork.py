@@ -159,7 +159,12 @@ class _PromptAsynPool(AsynPool):  # type: ignore[misc]
 
     @property
     def timers(self) -> dict[Any, float]:
-        return {self.maintain_pool: _CHECK_INTERVAL}
+        return {self._maintain_while_running: _CHECK_INTERVAL}
+
+    def _maintain_while_running(self) -> None:
+        # No replacement once the pool is closing: it would never get its sentinel.
+        if self._state == bpool.RUN:
+            self.maintain_pool()
 
 
 def _initializer(app: Any, hostname: str) -> None:
