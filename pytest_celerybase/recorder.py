@@ -10,6 +10,7 @@ innermost active recorder, and deactivating one restores everything done under i
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -70,6 +71,8 @@ class HookCall:
     status: str | None = None
     einfo: Any = field(default=None, repr=False, compare=False)
     thread: str = field(default="", repr=False, compare=False)
+    #: The process that ran the hook (a prefork worker's child, or the test process).
+    pid: int = field(default=0, repr=False, compare=False)
 
     def describe(self) -> str:
         """Short human form used in failure messages, e.g. ``on_failure(ValueError('x'))``."""
@@ -99,8 +102,25 @@ class Publication:
     task_name: str
 
 
-def _hook_call(event: tuple[Any, ...]) -> HookCall:
-    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`)."""
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+
+
+def hook_call(event: tuple[Any, ...] | HookCall) -> HookCall:
+    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`).
+
+    Raw events are built in the process that recorded them, so ``pid`` is this one's; a
+    call that came from a worker child (:meth:`HookRecorder.add_call`) is kept as it is.
+    """
+    if isinstance(event, HookCall):
+        return event
     hook, task_name, args, kwargs, _, thread = event
     values = dict(zip(HOOK_PARAMS[hook], args, strict=False))
     if kwargs:
@@ -117,6 +137,7 @@ def _hook_call(event: tuple[Any, ...]) -> HookCall:
         values.get("status"),
         values.get("einfo"),
         thread.name,
+        _pid,
     )
 
 
@@ -141,7 +162,7 @@ class HookRecorder:
         # Raw hook calls (hook, task name, args, kwargs, time, thread), appended from any
         # thread by the instrumented hooks; _calls holds the first _built of them as
         # HookCall objects.
-        self._events: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...] | HookCall] = []
         self._calls: list[HookCall] = []
         self._built = 0
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
@@ -154,12 +175,19 @@ class HookRecorder:
         self._events.append((hook, task_name, args, kwargs, time.perf_counter(),
                              threading.current_thread()))  # fmt: skip
 
-    def _execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
+    def add_call(self, call: HookCall) -> None:
+        """Record a hook call made elsewhere (a prefork worker's child), as it is."""
+        self._events.append(call)
+
+    def _note_execution(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
         info = self.executions.get(task_id)
         if info is None:
             self.executions[task_id] = info = ExecutionInfo(task_id, name, eager, propagate)
         info.runs += 1
         info.eager, info.propagate = eager, propagate
+
+    def _execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
+        self._note_execution(task_id, name, eager, propagate)
         if not eager:
             self.inflight.started(task_id, name)
 
@@ -180,7 +208,7 @@ class HookRecorder:
         if self._built < len(self._events):
             with self._lock:
                 events = self._events[self._built :]
-                self._calls.extend(_hook_call(e) for e in events)
+                self._calls.extend(hook_call(e) for e in events)
                 self._built += len(events)
         return self._calls
 
@@ -235,6 +263,10 @@ class HookRecorder:
 
         Returns ``False`` if ``timeout`` (default :attr:`wait_timeout`) ran out first.
         """
+        from pytest_celerybase import _children
+
+        # What a prefork worker's children wrote before their results were stored.
+        _children.flush()
         wait = self.wait_timeout if timeout is None else timeout
         return self.inflight.wait_idle(task_name, task_id, wait)
 

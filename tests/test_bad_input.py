@@ -183,7 +183,7 @@ def test_pool(live_worker):
             f"live_worker: ValueError: {typo}",
             f"eager_app: ValueError: {typo}",
             "live_worker: ValueError: live_worker runs in-process, so worker_pool must be one "
-            "of 'solo', 'threads', got 'prefrok'; *",
+            "of 'solo', 'threads', 'prefork', got 'prefrok'; *",
         ]
     )
     # one line each: the message is not repeated after a chained exception
