@@ -1,9 +1,11 @@
 """Per-test cost of ``live_worker`` vs Celery's own ``celery_app`` + ``celery_worker``.
 
-Writes two tiny test files (each test: one ``delay().get()`` through a real worker
-started for that test), runs them in pytest subprocesses, interleaved over a few rounds
-in the same run, and prints one JSON object: the median per-test cost (setup + call +
-teardown, as pytest reports it) of each and their ratio.  Run:
+Writes three tiny test files (each test: one ``delay().get()`` through a real worker
+started for that test: ``live_worker`` on the solo pool, ``live_worker`` on the prefork
+pool with two children, Celery's fixtures), runs them in pytest subprocesses, interleaved
+over a few rounds in the same run, and prints one JSON object: the median per-test cost
+(setup + call + teardown, as pytest reports it) of each and the ratios (``ratio``: solo,
+``prefork_ratio``: prefork, each over Celery's).  Run:
 
     python benchmarks/live_worker_startup.py [--rounds 3] [--live-tests 20] [--celery-tests 1]
 
@@ -56,6 +58,16 @@ def test_live_{i}(live_worker):
     assert add.delay(1, 2).get(timeout=10) == 3
 """
 
+PREFORK_TEST = """
+import pytest
+from bench_tasks import add
+
+
+@pytest.mark.celerybase(worker_pool="prefork", worker_concurrency=2)
+def test_prefork_{i}(live_worker):
+    assert add.delay(1, 2).get(timeout=10) == 3
+"""
+
 CELERY_HEAD = """
 import pytest
 from bench_tasks import add
@@ -83,6 +95,9 @@ def _write(directory: Path, live_tests: int, celery_tests: int) -> None:
     (directory / "test_live.py").write_text(
         "\n".join(LIVE_TEST.format(i=i) for i in range(live_tests))
     )
+    (directory / "test_prefork.py").write_text(
+        "\n".join(PREFORK_TEST.format(i=i) for i in range(live_tests))
+    )
     (directory / "test_celery.py").write_text(
         CELERY_HEAD + "\n".join(CELERY_TEST.format(i=i) for i in range(celery_tests))
     )
@@ -98,7 +113,8 @@ def _run(directory: Path, test_file: str) -> list[float]:
         os.environ,
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
         CELERYBASE_BENCH_OUT=str(out),
-        PYTHONPATH=str(directory),
+        # this checkout's package, not whichever copy is installed
+        PYTHONPATH=os.pathsep.join([str(directory), str(Path(__file__).resolve().parents[1])]),
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_plugin_args(),
@@ -120,6 +136,7 @@ def main() -> None:
     import celery
 
     live: list[float] = []
+    prefork: list[float] = []
     native: list[float] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="celerybase-bench-") as tmp:
@@ -127,6 +144,7 @@ def main() -> None:
         _write(directory, args.live_tests, args.celery_tests)
         for _ in range(args.rounds):  # interleaved: both see the same machine load
             live += _run(directory, "test_live.py")
+            prefork += _run(directory, "test_prefork.py")
             native += _run(directory, "test_celery.py")
     live_median = statistics.median(live)
     native_median = statistics.median(native)
@@ -141,6 +159,8 @@ def main() -> None:
                 "live_worker_median_s": round(live_median, 4),
                 "celery_app_celery_worker_median_s": round(native_median, 4),
                 "ratio": round(live_median / native_median, 4),
+                "prefork_live_worker_median_s": round(statistics.median(prefork), 4),
+                "prefork_ratio": round(statistics.median(prefork) / native_median, 4),
                 "wall_s": round(time.perf_counter() - started, 1),
             }
         )

@@ -63,6 +63,7 @@ TARGETS = {
     "recorder_overhead_ratio": 1.05,
     "eager_app_per_test_ratio": 2.0,
     "live_worker_vs_celery_worker_ratio": 0.05,
+    "prefork_live_worker_vs_celery_worker_ratio": 0.05,
     "startup_added_ms": 15.0,
 }
 
@@ -550,6 +551,7 @@ def main() -> None:
         "celery_app_per_test_ratio": _r(eager["celery_app_ratio"]),
         "eager_app_vs_celery_app_per_test_ratio": _r(eager["eager_vs_celery_app_ratio"]),
         "live_worker_vs_celery_worker_ratio": _r(live.get("ratio"), 4),
+        "prefork_live_worker_vs_celery_worker_ratio": _r(live.get("prefork_ratio"), 4),
         "startup_collect_only_ratio": _r(startup["celerybase"]["ratio"]),
         "startup_added_ms": _r(startup["celerybase"]["added_ms"], 1),
         "startup_celery_contrib_pytest_ratio": _r(startup["celery_contrib_pytest"]["ratio"]),

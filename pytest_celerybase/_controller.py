@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
     from pytest_celerybase.worker import LiveWorker
 
-__all__ = ["UnregisteredTaskError", "describe_unregistered", "make_controller", "raise_shutdown"]
+__all__ = [
+    "UnregisteredTaskError",
+    "describe_forked_too_early",
+    "describe_unregistered",
+    "make_controller",
+    "raise_shutdown",
+]
 
 # Seconds between stop-request checks while the synchronous loop waits for messages.
 _STOP_CHECK_INTERVAL = 0.01
@@ -71,6 +77,17 @@ def describe_unregistered(app: Celery, name: str) -> str:
     return text
 
 
+def describe_forked_too_early(name: str) -> str:
+    """Explain that a prefork worker's children do not have task ``name``, and the fix."""
+    return (
+        f"task {name!r} was declared after the prefork live worker forked its children, "
+        "so they do not have it (a child's tasks are those of the app when it was forked, "
+        "as in production). Fix: declare it before live_worker starts: at module level "
+        "(@shared_task, or on the app named by the celerybase_app ini key), or in a "
+        "fixture that the test requests before live_worker."
+    )
+
+
 def raise_shutdown() -> None:
     """Raise Celery's warm-shutdown exception (in the thread running the worker)."""
     from celery.exceptions import WorkerShutdown
@@ -97,14 +114,18 @@ def make_controller(live: LiveWorker) -> Any:
     class _Consumer(Consumer):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.strategies = _LearningStrategies(self)
+            self.strategies = _LearningStrategies(self, prefork=live.pool == "prefork")
             self.loop = _stoppable_loop(self.loop, live)  # type: ignore[has-type]
 
         def on_unknown_task(self, body: Any, message: Any, exc: Any) -> None:
             headers = message.headers or {}
             name = headers.get("task") or (body or {}).get("task") or "?"
             live.unregistered.append(str(name))
-            error = UnregisteredTaskError(describe_unregistered(self.app, str(name)))
+            if live.pool == "prefork" and name in self.app.tasks:
+                text = describe_forked_too_early(str(name))
+            else:
+                text = describe_unregistered(self.app, str(name))
+            error = UnregisteredTaskError(text)
             # Celery stores NotRegistered(name) as the result; store the explanation
             # instead.  app.backend is per thread, so this patch is seen by this call only.
             backend = self.app.backend
@@ -127,11 +148,16 @@ def make_controller(live: LiveWorker) -> Any:
         def on_consumer_ready(self, consumer: Any) -> None:
             live._ready.set()
 
+    pool: Any = live.pool
+    if pool == "prefork":
+        from pytest_celerybase._prefork import PreforkPool
+
+        pool = PreforkPool
     return _Controller(
         app=live.app,
         timer_cls=_prompt_timer_class(),
         hostname=live.hostname,
-        pool=live.pool,
+        pool=pool,
         concurrency=live.concurrency,
         consumer_cls=_Consumer,
         ready_callback=None,
@@ -170,9 +196,10 @@ class _LearningStrategies(dict[str, Any]):
     is there now, prepares it exactly like ``update_strategies`` does.
     """
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: Any, prefork: bool = False) -> None:
         super().__init__()
         self._consumer = consumer
+        self._prefork = prefork
 
     def __missing__(self, name: str) -> Any:
         from celery.worker.consumer import consumer as consumer_module
@@ -180,7 +207,9 @@ class _LearningStrategies(dict[str, Any]):
         consumer = self._consumer
         app = consumer.app
         task = app.tasks.get(name)
-        if task is None:
+        if task is None or self._prefork:
+            # prefork: the children were forked before the task existed; they cannot
+            # run it (on_unknown_task explains).
             raise KeyError(name)
         strategy = task.start_strategy(app, consumer)
         # Looked up on the module at call time, like Celery does, so the hook recorder's

@@ -86,6 +86,9 @@ def collecting(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wrap a recording hook wrapper: note which overrides ran during each of its calls."""
 
+    # Class names, not classes: a worker child sends them to the test process.
+    names = tuple(klass.__qualname__ for klass in chain)
+
     def wrap(recorded: Callable[..., Any]) -> Callable[..., Any]:
         def cooperating(*args: Any, **kwargs: Any) -> Any:
             frames = _local.__dict__.setdefault("frames", [])
@@ -100,7 +103,7 @@ def collecting(
                 task_id = values.get("task_id")
                 record(
                     (COOPERATION, task_name, None if task_id is None else str(task_id),
-                     (hook, chain, tuple(ran)))
+                     (hook, names, tuple(k.__qualname__ for k in ran)))
                 )  # fmt: skip
 
         return cooperating

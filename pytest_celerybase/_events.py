@@ -79,6 +79,8 @@ class HookCall:
     status: str | None = None
     einfo: Any = field(default=None, repr=False, compare=False)
     thread: str = field(default="", repr=False, compare=False)
+    #: The process that ran the hook (a prefork worker's child, or the test process).
+    pid: int = field(default=0, repr=False, compare=False)
 
     def describe(self) -> str:
         """Short human form used in failure messages, e.g. ``on_failure(ValueError('x'))``."""
@@ -120,6 +122,12 @@ class LifecycleEvent:
 
 def _hook_values(event: tuple[Any, ...]) -> dict[str, Any]:
     hook, _, args, kwargs = event[:4]
+    if isinstance(args, HookCall):  # built in a worker child, sent as it is
+        return {
+            "task_id": args.task_id, "args": args.args, "kwargs": args.kwargs,
+            "retval": args.retval, "exc": args.exc, "status": args.status,
+            "einfo": args.einfo,
+        }  # fmt: skip
     values = dict(zip(HOOK_PARAMS[hook], args, strict=False))
     if kwargs:
         values.update(kwargs)
@@ -131,8 +139,14 @@ def _thread_name(thread: Any) -> str:
     return thread if isinstance(thread, str) else str(thread.name)
 
 
-def hook_call(event: tuple[Any, ...]) -> HookCall:
-    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`)."""
+def hook_call(event: tuple[Any, ...], pid: int) -> HookCall:
+    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`).
+
+    ``pid`` is the recording process's; an event that came from a worker child carries
+    the :class:`HookCall` the child built (with its pid).
+    """
+    if isinstance(event[2], HookCall):
+        return event[2]
     values = _hook_values(event)
     task_id = values.get("task_id")
     return HookCall(
@@ -146,6 +160,7 @@ def hook_call(event: tuple[Any, ...]) -> HookCall:
         values.get("status"),
         values.get("einfo"),
         _thread_name(event[5]),
+        pid,
     )
 
 

@@ -72,13 +72,18 @@ class InFlight:
             return True
 
     # -- events, in the order Celery produces them ----------------------------------------
-    def publishing(self, task_id: str, name: str) -> None:
-        """``before_task_publish``: count a message about to go to a watched worker."""
+    def publishing(self, task_id: str, name: str, *, confirm: bool = True) -> None:
+        """``before_task_publish``: count a message about to go to a watched worker.
+
+        ``confirm=False``: the publication happened in a worker child, which reports only
+        messages it sent (nothing to confirm in this process).
+        """
         with self._cond:
             self._drop_unconfirmed()
             if self.is_worker_task(name):
                 self._add(task_id, name)
-                self._unconfirmed.setdefault(threading.get_ident(), []).append(task_id)
+                if confirm:
+                    self._unconfirmed.setdefault(threading.get_ident(), []).append(task_id)
 
     def published(self, task_id: str, name: str) -> None:
         """``after_task_publish``: confirm the message (count it if it was not yet)."""

@@ -123,7 +123,7 @@ def _hints(
             "task_eager_propagates=False (the eager_app default) or use "
             "pytest_celerybase.apply_and_raise() to get the exception after the hooks ran."
         )
-    # A difference listed in the "Eager vs worker" table: say so.
+    # A difference listed in the manual's "Eager vs worker" table: say so.
     modes = {
         info.eager
         for tid in execution_ids

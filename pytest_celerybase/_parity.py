@@ -1,9 +1,10 @@
 """Eager vs worker: what Celery does in each mode, as measured (no pytest, no Celery).
 
-:data:`PARITY` is the single source of the "Eager vs worker" table:
+:data:`PARITY` is the single source of the manual's "Eager vs worker" table, rendered
+from it when the manual is built (docs/explanation/eager-vs-worker.md):
 ``tests/test_parity.py`` runs every scenario eagerly (``eager_app``) and on a real worker
 (``live_worker``, solo and threads pools) and fails when the measurement differs from
-the table; ``scripts/parity_table.py`` renders it for the docs.  Hook assertions use
+the table; ``scripts/parity_table.py`` renders it as Markdown.  Hook assertions use
 :func:`known_difference` to say when a failure is one of these differences.
 """
 
@@ -13,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["PARITY", "RAISED", "Outcome", "Scenario", "known_difference"]
+
+#: Where the manual shows the table (checked by scripts/check_readme_links.py).
+_TABLE_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/explanation/eager-vs-worker.html"
 
 #: ``Outcome.state`` of a call that raised instead of returning a result.
 RAISED = "RAISED"
@@ -184,7 +188,7 @@ def known_difference(
             return (
                 f"this is a known eager/worker difference ({s.title}): {here} records "
                 f"{list(here_seen)}, {there} records {list(there_seen)}; {s.note}. "
-                "See the 'Eager vs worker' table in the README; run the test with the "
-                "live_worker fixture to check the worker's behaviour."
+                f"See {_TABLE_DOCS}; run the test with the live_worker fixture to check "
+                "the worker's behaviour."
             )
     return None

@@ -135,8 +135,36 @@ def live_worker_setup(
                 "(eager), one per test."
             )
         settings, options = worker_options(_celery_settings(request, config))
+        if options.pool == "prefork":
+            _refuse_doubles_with_prefork(request)
         return settings, options, _project_app(request)
     raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
+#: The in-memory doubles and why a prefork worker's children cannot share them.
+PREFORK_DOUBLES: dict[str, str] = {
+    "sqlite_engine": "an in-memory SQLite database lives in the test process; a child "
+    "would write to its own copy (use DatabaseTask with a file URL, e.g. "
+    "celerybase_database_url=f\"sqlite:///{tmp_path}/db.sqlite\")",
+    "sql_queries": "it captures statements executed in the test process only",
+    "fake_redis": "fakeredis keeps its data in the test process; a child would cache "
+    "into its own copy (use a real Redis: celerybase_redis_url)",
+    "http_stub": "responses patches requests in the test process; a child's calls and "
+    "the 'registered but never called' check would not reach the test",
+    "metrics_sink": "the sink collects in the test process; a child's metrics would go to "
+    "its own copy",
+}
+
+
+def _refuse_doubles_with_prefork(request: pytest.FixtureRequest) -> None:
+    used = [name for name in PREFORK_DOUBLES if name in request.fixturenames]
+    if used:
+        reasons = "; ".join(f"{name}: {PREFORK_DOUBLES[name]}" for name in used)
+        raise ValueError(
+            f"worker_pool='prefork' runs tasks in child processes, which cannot share "
+            f"{', '.join(used)} with the test: {reasons}. Use the solo or threads pool "
+            "with these fixtures, or real resources with prefork."
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,6 +119,8 @@ def live_worker(
         finally:
             hook_recorder.watch_worker_tasks(None)
 
+_UNREQUESTED_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/how-to/http.html#unrequested"
+
 
 @pytest.fixture
 def sqlite_engine() -> Iterator[Engine]:
@@ -201,7 +203,7 @@ def http_stub(request: pytest.FixtureRequest) -> Iterator[responses.RequestsMock
         lines.append(
             "Remove them, or allow this with "
             "@pytest.mark.http_stub(assert_all_requests_are_fired=False) "
-            "(see the README, section 'http_stub')."
+            f"(see {_UNREQUESTED_DOCS})."
         )
         pytest.fail("\n".join(lines), pytrace=False)
 

@@ -85,25 +85,20 @@ def assert_hooks_cooperative(task: Any, *, task_id: str | None = None) -> None:
         raise AssertionError("\n".join(lines))
 
 
-def _qualname(cls: type) -> str:
-    return cls.__qualname__
-
-
-def _cooperation_problem(hook: str, chain: tuple[type, ...], ran: tuple[type, ...]) -> str:
+def _cooperation_problem(hook: str, chain: tuple[str, ...], ran: tuple[str, ...]) -> str:
+    """What went wrong in one hook call of a composed class (class names), or ``""``."""
     skipped = [cls for cls in chain if cls not in ran]
     if skipped:
         first = chain.index(skipped[0])
         stopper = chain[first - 1] if first else None
-        names = ", ".join(f"{_qualname(cls)}.{hook}" for cls in skipped)
+        names = ", ".join(f"{cls}.{hook}" for cls in skipped)
         if stopper is None:  # pragma: no cover - the recording wrapper calls the first
             return f"{names} did not run"
         return (
-            f"{_qualname(stopper)}.{hook} did not pass control on (no super().{hook}() "
-            f"call); skipped: {names}"
+            f"{stopper}.{hook} did not pass control on (no super().{hook}() call); "
+            f"skipped: {names}"
         )
     repeated = [cls for cls in chain if ran.count(cls) > 1]
     if repeated:
-        return ", ".join(
-            f"{_qualname(cls)}.{hook} ran {ran.count(cls)} times in one call" for cls in repeated
-        )
+        return ", ".join(f"{cls}.{hook} ran {ran.count(cls)} times in one call" for cls in repeated)
     return ""

@@ -145,12 +145,20 @@ class HookRecorder:
         with self._lock:
             self.strays[key] = self.strays.get(key, 0) + 1
 
-    def _execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
+    def add_remote(self, event: tuple[Any, ...]) -> None:
+        """Record an event made in another process (a prefork worker's child), as sent:
+        ``(name, task name, ..., time, thread name, pid)``."""
+        self._events.append(event)
+
+    def _note_execution(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
         info = self.executions.get(task_id)
         if info is None:
             self.executions[task_id] = info = ExecutionInfo(task_id, name, eager, propagate)
         info.runs += 1
         info.eager, info.propagate = eager, propagate
+
+    def _execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
+        self._note_execution(task_id, name, eager, propagate)
         if not eager:
             self.inflight.started(task_id, name)
 
@@ -175,7 +183,7 @@ class HookRecorder:
         if self._built < len(self._events):
             with self._lock:
                 events = self._events[self._built :]
-                self._calls.extend(hook_call(e) for e in events if e[0] in HOOK_PARAMS)
+                self._calls.extend(hook_call(e, self.pid) for e in events if e[0] in HOOK_PARAMS)
                 self._built += len(events)
         return self._calls
 
@@ -215,6 +223,8 @@ class HookRecorder:
             for e in list(self._resolved_list())
             if (task_name is None or e[1] == task_name) and e[0] in _LIFECYCLE
         ]
+        # A worker child's events arrive when the parent reads them: order by time.
+        events.sort(key=lambda e: e.time)
         return [e for e in causal_order(events) if task_id is None or e.task_id == task_id]
 
     def calls_for(self, task_name: str | None = None, task_id: str | None = None) -> list[HookCall]:
@@ -244,8 +254,9 @@ class HookRecorder:
 
     def cooperation_for(
         self, task_name: str | None, task_id: str | None = None
-    ) -> list[tuple[str, tuple[type, ...], tuple[type, ...]]]:
-        """Per hook call of a composed task class: (hook, overriding classes, those that ran)."""
+    ) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Per hook call of a composed task class: (hook, names of the overriding classes,
+        names of those that ran)."""
         return [
             e[3]
             for e in list(self._events)
@@ -286,6 +297,10 @@ class HookRecorder:
 
         Returns ``False`` if ``timeout`` (default :attr:`wait_timeout`) ran out first.
         """
+        from pytest_celerybase import _children
+
+        # What a prefork worker's children wrote before their results were stored.
+        _children.flush()
         wait = self.wait_timeout if timeout is None else timeout
         return self.inflight.wait_idle(task_name, task_id, wait)
 

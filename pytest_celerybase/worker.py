@@ -26,14 +26,10 @@ around it is for a test suite's sake:
 
 from __future__ import annotations
 
-import copy
-import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +41,19 @@ from pytest_celerybase._controller import (
     describe_unregistered,
     make_controller,
     raise_shutdown,
+)
+from pytest_celerybase._prefork import PreforkRuntime
+from pytest_celerybase._worker_settings import (
+    BROKER_URL_ENV,
+    DEFAULT_START_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    LIVE_DEFAULTS,
+    RESULT_BACKEND_ENV,
+    SUPPORTED_POOLS,
+    WorkerOptions,
+    check_pool,
+    live_defaults,
+    worker_options,
 )
 
 if TYPE_CHECKING:
@@ -69,127 +78,11 @@ __all__ = [
     "worker_options",
 ]
 
-#: Environment variable naming the broker live workers use instead of ``memory://``.
-BROKER_URL_ENV = "CELERYBASE_BROKER_URL"
-#: Environment variable naming their result backend (default: the broker URL for
-#: ``redis://``/``rediss://`` brokers, else ``cache+memory://``).
-RESULT_BACKEND_ENV = "CELERYBASE_RESULT_BACKEND"
-
-#: Pools that run inside the test process (prefork/eventlet/gevent cannot).
-SUPPORTED_POOLS: tuple[str, ...] = ("solo", "threads")
-
-#: Configuration a live worker's app starts from (test overrides are applied on top).
-LIVE_DEFAULTS: dict[str, Any] = {
-    "broker_url": "memory://",
-    # The memory transport polls every second by default: a round trip would cost ~1 s.
-    "broker_transport_options": {"polling_interval": 0.005},
-    "result_backend": "cache+memory://",
-    "task_always_eager": False,
-    "broker_connection_retry_on_startup": False,
-    "worker_pool": "solo",
-    "worker_concurrency": 1,
-    # Remote control adds a broadcast consumer per worker (and global fanout bindings on
-    # the memory transport); enable it per test for revoke()/inspect().
-    "worker_enable_remote_control": False,
-    "worker_hijack_root_logger": False,
-    # The ETA timer thread sleeps up to this long between checks (also when stopping).
-    "worker_timer_precision": 0.01,
-}
-
 # Seconds between checks of the in-memory result store while result.get() waits
 # (Celery's default is 0.5 s: most of a test's run time).
 _RESULT_POLL_INTERVAL = 0.005
 _MISSING: Any = object()
 
-#: Seconds a live worker may take to start consuming / to stop (running tasks included).
-DEFAULT_START_TIMEOUT = 10.0
-DEFAULT_STOP_TIMEOUT = 10.0
-# Worker options that are ours, not Celery settings (taken out of the app config).
-_OPTION_KEYS = ("celerybase_worker_start_timeout", "celerybase_worker_stop_timeout")
-
-
-def live_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """:data:`LIVE_DEFAULTS`, pointed at the broker/backend named by the environment.
-
-    With ``CELERYBASE_BROKER_URL`` set, the worker uses that broker, the result backend
-    from ``CELERYBASE_RESULT_BACKEND`` (default: the same URL for Redis) and a default
-    queue private to the worker, so workers of other test processes sharing the broker
-    never take each other's messages.
-    """
-    env = os.environ if environ is None else environ
-    settings = copy.deepcopy(LIVE_DEFAULTS)
-    broker = env.get(BROKER_URL_ENV, "").strip()
-    if broker:
-        settings["broker_url"] = broker
-        # Redis: also its BRPOP timeout, which closing the worker's channel waits out
-        # (1 s by default).  Fractional timeouts need Redis >= 6.
-        settings["broker_transport_options"] = {"polling_interval": 0.05}
-        settings["task_default_queue"] = f"celerybase.{uuid.uuid4().hex[:12]}"
-        redis = broker.split("://", 1)[0] in ("redis", "rediss")
-        settings["result_backend"] = broker if redis else "cache+memory://"
-    backend = env.get(RESULT_BACKEND_ENV, "").strip()
-    if backend:
-        settings["result_backend"] = backend
-    return settings
-
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How a live worker runs: its pool, concurrency and start/stop time-outs."""
-
-    pool: str = "solo"
-    concurrency: int = 1
-    start_timeout: float = DEFAULT_START_TIMEOUT
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT
-
-
-def worker_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], WorkerOptions]:
-    """Check a live worker's test settings; return the Celery settings and the options.
-
-    ``settings`` are the test's own (applied over :func:`live_defaults`).  The
-    ``celerybase_worker_start_timeout``/``..._stop_timeout`` options are taken out; the
-    pool is ``worker_pool`` (default solo, or threads when only ``worker_concurrency > 1``
-    is given).  Raises ``ValueError`` naming what is wrong and what is valid.
-    """
-    celery_settings = dict(settings)
-    if celery_settings.get("task_always_eager"):
-        raise ValueError(
-            "task_always_eager=True would run every task in the test thread instead of on "
-            "the worker; remove it from celerybase_config / @pytest.mark.celerybase (use "
-            "eager_app for eager tests)"
-        )
-    timeouts: dict[str, float] = {}
-    for key in _OPTION_KEYS:
-        if key in celery_settings:
-            value = celery_settings.pop(key)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{key} must be a positive number of seconds, got {value!r}")
-            timeouts[key.removeprefix("celerybase_worker_")] = float(value)
-    concurrency = celery_settings.get("worker_concurrency", LIVE_DEFAULTS["worker_concurrency"])
-    pool = celery_settings.get("worker_pool")
-    if pool is None:
-        # concurrency asked for without a pool: solo cannot give it
-        multiple = isinstance(concurrency, int) and concurrency > 1
-        pool = "threads" if multiple else LIVE_DEFAULTS["worker_pool"]
-    check_pool(pool, concurrency)
-    return celery_settings, WorkerOptions(pool, concurrency, **timeouts)
-
-
-def check_pool(pool: Any, concurrency: Any) -> None:
-    """Raise ``ValueError`` unless ``pool`` runs in-process with ``concurrency`` slots."""
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise ValueError(f"worker_concurrency must be an int >= 1, got {concurrency!r}")
-    if pool not in SUPPORTED_POOLS:
-        raise ValueError(
-            f"live_worker runs in-process, so worker_pool must be one of "
-            f"{', '.join(map(repr, SUPPORTED_POOLS))}, got {pool!r}; e.g. "
-            "@pytest.mark.celerybase(worker_pool='threads', worker_concurrency=4)"
-        )
-    if pool == "solo" and concurrency > 1:
-        raise ValueError(
-            f"the solo pool runs one task at a time, got worker_concurrency={concurrency}; "
-            "use worker_pool='threads' for concurrency"
-        )
 
 
 class WorkerStartError(RuntimeError):
@@ -266,6 +159,7 @@ class LiveWorker:
         # What start() changed and stop() puts back (None: nothing to restore).
         self._saved_globals: CeleryGlobals | None = None
         self._saved_backend_alias: tuple[Any] | None = None
+        self._prefork = PreforkRuntime(self) if pool == "prefork" else None
 
     def __repr__(self) -> str:
         # Also shown for a half-built worker (a traceback through __init__'s checks).
@@ -324,6 +218,8 @@ class LiveWorker:
         self._saved_globals = CeleryGlobals.save(finalizers=False)
         self.app.set_current()
         self.app.set_default()
+        if self._prefork is not None:
+            self._prefork.prepare()
         self._use_memory_backend()
         self._purge_leftovers()
         try:
@@ -339,7 +235,10 @@ class LiveWorker:
         while not self._ready.wait(0.005):
             if not self._thread.is_alive() or time.monotonic() >= deadline:
                 break
-        if not self._ready.is_set():
+        children = None
+        if self._ready.is_set() and self._prefork is not None:
+            children = self._prefork.wait_for_children(deadline)
+        if not self._ready.is_set() or children is not None:
             died = not self._thread.is_alive()
             crash = self._crash
             try:
@@ -347,6 +246,8 @@ class LiveWorker:
             except WorkerStopError:
                 pass  # the start failure below is the error to report
             broker = self.app.conf.broker_url
+            if children is not None:
+                raise WorkerStartError(f"live_worker (prefork) failed to start: {children}")
             if died or crash is not None:
                 reason = (
                     f"{type(crash).__name__}: {crash}" if crash is not None
@@ -379,10 +280,18 @@ class LiveWorker:
                     hub.call_soon(raise_shutdown)
                 thread.join(self.stop_timeout)
                 if thread.is_alive():
-                    raise WorkerStopError(self._stop_failure())
+                    failure = self._stop_failure()
+                    if self._prefork is not None:
+                        # Processes, unlike threads, can be killed: leave nothing behind.
+                        self._prefork.kill_children()
+                        # billiard's result handler sees the lost jobs within its 1 s poll
+                        thread.join(max(self.stop_timeout, 3.0))
+                    raise WorkerStopError(failure)
         finally:
             if thread is not None and not thread.is_alive():
                 self._purge_leftovers(delete=True)
+            if self._prefork is not None and not self.running:
+                self._prefork.close()
             self._restore_globals()
 
     def _stop_failure(self) -> str:
@@ -393,12 +302,37 @@ class LiveWorker:
             if getattr(req, "hostname", self.hostname) == self.hostname
         )
         what = f"task(s) still running: {', '.join(running)}" if running else "no task running"
+        if self._prefork is not None:
+            return (
+                f"live_worker did not stop within {self.stop_timeout:g}s ({what}); its "
+                "prefork children were killed. Make the task return (e.g. mock the call it "
+                "waits on) or raise celerybase_worker_stop_timeout"
+            )
         return (
             f"live_worker did not stop within {self.stop_timeout:g}s ({what}). A task that "
             "blocks keeps the worker thread busy and threads cannot be killed, so it is "
             "left running as a daemon thread; make the task return (e.g. mock the call it "
             "waits on) or raise celerybase_worker_stop_timeout"
         )
+
+    # -- prefork ------------------------------------------------------------------------
+    def child_pids(self) -> list[int]:
+        """The pids of the prefork pool's child processes now (empty for other pools)."""
+        return [] if self._prefork is None else self._prefork.child_pids()
+
+    def kill_child(self, task_id: str, *, sig: int = 9, timeout: float = 5.0) -> int:
+        """Kill the prefork child running ``task_id``, as the OOM killer would; its pid.
+
+        Waits (up to ``timeout`` s) for a child to have accepted the task, then sends it
+        ``sig`` (``SIGKILL``): the task's result becomes ``WorkerLostError``, or it is
+        redelivered with ``acks_late`` and ``task_reject_on_worker_lost``.
+        """
+        if self._prefork is None:
+            raise RuntimeError(
+                f"kill_child needs worker_pool='prefork', this worker runs {self.pool!r}: "
+                "@pytest.mark.celerybase(worker_pool='prefork', worker_concurrency=2)"
+            )
+        return self._prefork.kill_child(str(task_id), sig, timeout)
 
     def _use_memory_backend(self) -> None:
         # ``cache+memory://`` resolves the ``cache`` alias through the loader's

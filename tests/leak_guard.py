@@ -17,7 +17,8 @@ after teardown:
 * the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
-* the worker's shutdown flags, and threads started by the test (live workers).
+* the worker's shutdown flags, and threads and child processes started by the test
+  (live workers, a prefork pool's children).
 
 A difference is reported as an extra failing *teardown* report of the offending test
 (so its node id is shown, the run fails, and it works under xdist), then the state is
@@ -29,6 +30,7 @@ down only at session end, so the comparison is deferred to ``pytest_sessionfinis
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -44,6 +46,7 @@ _TRACE_ATTRS = ("build_tracer", "trace_task")
 _HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
 _INSTRUMENT = "pytest_celerybase._instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
+_CHILD_GRACE = 0.5  # seconds a child process gets to exit after teardown
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Snapshot:
     apps: list[Any] = field(default_factory=list)
     tasks: dict[tuple[int, str], tuple[Any, type, Any]] = field(default_factory=dict)
     threads: set[threading.Thread] = field(default_factory=set)
+    children: set[int] = field(default_factory=set)  # child processes of this process
     bound: dict[str, Any] = field(default_factory=dict)  # celery.*.build_tracer/trace_task
 
 
@@ -100,6 +104,7 @@ def take() -> Snapshot:
         for name, task in list(app._tasks.items()):
             snap.tasks[(id(app), name)] = (task, type(task), task.__dict__.get("__trace__"))
     snap.threads = set(threading.enumerate())
+    snap.children = set(child_processes())
     for name, module in list(sys.modules.items()):
         if name.startswith("celery") and module is not None and name != trace.__name__:
             for attr in _TRACE_ATTRS:
@@ -107,6 +112,28 @@ def take() -> Snapshot:
                 if value is not None and callable(value):
                     snap.bound[f"{name}.{attr}"] = value
     return snap
+
+
+def child_processes() -> list[int]:
+    """Pids of this process's child processes, zombies included (Linux ``/proc``)."""
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # pragma: no cover - not Linux
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.append(int(entry))
+    return sorted(found)
 
 
 def _unwrapped(func: Any) -> Any:
@@ -197,6 +224,12 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
             for hook in _HOOKS:
                 if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
                     problems.append(f"{klass.__qualname__}.{hook} is still wrapped by the recorder")
+    new_children = sorted(after.children - before.children)
+    if new_children:
+        problems.append(
+            "child processes started by the test still running: "
+            + ", ".join(map(str, new_children))
+        )
     new_threads = [t for t in after.threads - before.threads if t.is_alive()]
     if new_threads:
         problems.append(
@@ -260,11 +293,14 @@ def _wait_for_threads(before: Snapshot) -> None:
         if thread in before.threads:
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
+    children_deadline = min(deadline, time.monotonic() + _CHILD_GRACE)
+    while set(child_processes()) - before.children and time.monotonic() < children_deadline:
+        time.sleep(0.01)
 
 
 def _check(before: Snapshot, wait: Callable[[Snapshot], None] = _wait_for_threads) -> list[str]:
     after = take()
-    if after.threads - before.threads:
+    if after.threads - before.threads or after.children - before.children:
         wait(before)
         after = take()
     problems = compare(before, after)

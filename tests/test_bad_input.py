@@ -1,4 +1,4 @@
-"""The bad-input catalogue (README, "Misuse and the error you get"): the entries not
+"""The bad-input catalogue (the manual's troubleshooting page): the entries not
 already covered next to their feature (test_assertions.py, test_assertions_unit.py,
 test_eager_app.py, test_loading.py, test_live_worker.py, test_resource_fixtures.py,
 test_bases_*.py).  Each test pins the exact error a user gets.
@@ -183,7 +183,7 @@ def test_pool(live_worker):
             f"live_worker: ValueError: {typo}",
             f"eager_app: ValueError: {typo}",
             "live_worker: ValueError: live_worker runs in-process, so worker_pool must be one "
-            "of 'solo', 'threads', got 'prefrok'; *",
+            "of 'solo', 'threads', 'prefork', got 'prefrok'; *",
         ]
     )
     # one line each: the message is not repeated after a chained exception

@@ -202,7 +202,7 @@ def test_business_errors_are_not_autoretried(record_order: Any) -> None:
 
 
 class ShopTask(ProductionTask, CachedTask, APIClientTask, ResourcePoolTask):
-    """Every base at once, as the README shows."""
+    """Every base at once, as the manual shows."""
 
     pool_size = 2
 

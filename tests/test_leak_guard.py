@@ -272,3 +272,36 @@ def test_restored():
     result = _run_guarded(run, "-p", "no:randomly")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["  - task '*.job': class <class *> -> <class *Other*>"])
+
+
+def test_guard_reports_a_child_process_left_running(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # A prefork pool's child that outlives its test is a leak like a thread is.
+    pytester.makepyfile(
+        """
+import os, signal, time
+
+CHILD = []
+
+def test_1_leaves_a_child():
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    CHILD.append(pid)
+
+def test_2_clean():
+    os.kill(CHILD[0], signal.SIGKILL)
+    os.waitpid(CHILD[0], 0)
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_1_leaves_a_child*",
+            "  - child processes started by the test still running: *",
+        ]
+    )
+    assert leak_guard.child_processes() == []

@@ -23,6 +23,7 @@ from pytest_celerybase.worker import (
     live_defaults,
 )
 from tests.conftest import RunPytest
+from tests.leak_guard import child_processes
 
 WAIT = 5.0  # bound on every wait in these tests
 REAL_BROKER = bool(os.environ.get(BROKER_URL_ENV))
@@ -341,7 +342,12 @@ def test_threads(live_worker):
 def test_failing(live_worker):
     assert flaky.delay().get(timeout=5) == "not ok"
 
-@pytest.mark.celerybase(worker_pool="prefork")
+@pytest.mark.celerybase(worker_pool="prefork", worker_concurrency=2)
+def test_prefork(live_worker):
+    assert [flaky.delay().get(timeout=5) for _ in range(2)] == ["ok"] * 2
+    assert live_worker.child_pids()
+
+@pytest.mark.celerybase(worker_pool="gevent")
 def test_bad_pool(live_worker):
     pass
 """
@@ -350,24 +356,25 @@ def test_bad_pool(live_worker):
     started = time.perf_counter()
     result = run("-p", "tests.leak_guard")
     elapsed = time.perf_counter() - started
-    result.assert_outcomes(passed=6, failed=1, errors=1)
+    result.assert_outcomes(passed=7, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*ValueError: live_worker runs in-process, so worker_pool must "
-            "be one of 'solo', 'threads', got 'prefork'*"
+            "be one of 'solo', 'threads', 'prefork', got 'gevent'*"
         ]
     )
     assert _worker_threads() == before
-    assert elapsed < 2.0, elapsed
+    assert child_processes() == []
+    assert elapsed < 5.0, elapsed  # generous: real brokers and a prefork pool
 
 
 def test_settings_are_checked() -> None:
     app = Celery("bad", set_as_current=False)
     app.conf.update(live_defaults())
     with pytest.raises(
-        ValueError, match="worker_pool must be one of 'solo', 'threads', got 'prefork'"
+        ValueError, match="worker_pool must be one of 'solo', 'threads', 'prefork', got 'eventlet'"
     ):
-        LiveWorker(app, pool="prefork")
+        LiveWorker(app, pool="eventlet")
     with pytest.raises(ValueError, match="solo pool runs one task at a time"):
         LiveWorker(app, pool="solo", concurrency=2)
     with pytest.raises(ValueError, match="worker_concurrency must be an int >= 1"):

@@ -2,7 +2,7 @@
 
 Each scenario runs eagerly (``eager_app``) and on a real worker (``live_worker`` with the
 solo pool and the threads pool); the recorded hooks and the outcome must equal the table
-exactly, and README.md must show the same table.  The tasks are declared on the test's
+exactly (the manual renders its table from ``PARITY``).  The tasks are declared on the test's
 app after the worker started, so the worker's late-registration path is covered too.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import celery
@@ -29,7 +28,6 @@ from scripts.parity_table import (
 )
 from tests.conftest import RunPytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 WAIT = 5.0  # bound on every wait: a broken worker fails the test instead of hanging it
 
 # The table is measured on Celery 5.7.  Measured on 5.3-5.6: a worker stores no result for
@@ -195,7 +193,8 @@ MODES: dict[str, dict[str, Any]] = {
 # Not run with four pool threads: Task.retry() publishes the next attempt before the
 # tracer calls on_retry and stores RETRY, so with an immediate retry another pool thread
 # may run the next attempts first: hooks interleave, and the late RETRY can overwrite the
-# final state (measured: ~7% of runs, get() then waits forever).  See the README.
+# final state (measured: ~7% of runs, get() then waits forever).  See the manual's
+# live_worker how-to.
 RETRYING = {"retry_success", "retry_propagating", "retries_exhausted", "autoretry_backoff"}
 
 
@@ -239,37 +238,6 @@ def test_parity(scenario: Scenario, mode: str, request: pytest.FixtureRequest) -
 def test_every_scenario_has_a_runner() -> None:
     assert sorted(RUNNERS) == sorted(s.key for s in PARITY)
     assert len({s.title for s in PARITY}) == len(PARITY)
-
-
-def test_readme_shows_the_measured_table() -> None:
-    fix = (
-        f"update README.md's table between {TABLE_START} and {TABLE_END} with the output "
-        "of `python scripts/parity_table.py`"
-    )
-    assert README.exists(), f"README.md not found at {README}; {fix}"
-    try:
-        shown = parse_table(README.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        pytest.fail(f"README.md: {exc}; {fix}")
-    measured = {
-        s.title: (
-            s.eager.render_hooks(),
-            s.eager.render_outcome(),
-            s.worker.render_hooks(),
-            s.worker.render_outcome(),
-        )
-        for s in PARITY
-    }
-    problems = [f"- row {t!r} is missing" for t in measured if t not in shown]
-    problems += [f"- row {t!r} is not a measured scenario" for t in shown if t not in measured]
-    problems += [
-        f"- row {t!r}: README says {shown[t]}, measured {measured[t]}"
-        for t in measured
-        if t in shown and shown[t] != measured[t]
-    ]
-    assert not problems, "README.md disagrees with the measured parity table:\n" + "\n".join(
-        [*problems, fix]
-    )
 
 
 def test_parse_table_reads_what_render_table_writes() -> None:

@@ -52,15 +52,20 @@ class APIClientTask(Task):  # type: ignore[misc]
     raises ``requests.HTTPError`` for it (status and URL in the message).
 
     Class attributes:
-        api_base_url: prefix for relative URLs given to ``make_api_call``.
-        api_timeout: seconds, or ``(connect, read)``; every call has one (requests
-            has no default timeout and would otherwise wait forever).
-        api_retries, api_backoff_factor, api_backoff_max, api_retry_statuses,
-        api_retry_methods, api_pool_maxsize: the retry and pool policy.
+        ``api_base_url``
+            Prefix for relative URLs given to ``make_api_call``.
+        ``api_timeout``
+            Seconds, or ``(connect, read)``; every call has one (requests has no
+            default timeout and would otherwise wait forever).
+        ``api_retries``, ``api_backoff_factor``, ``api_backoff_max``
+            The retry policy (3 retries, exponential backoff, ``Retry-After`` capped).
+        ``api_retry_statuses``, ``api_retry_methods``, ``api_pool_maxsize``
+            What is retried (429, 500, 502, 503, 504; idempotent methods) and the
+            connection pool size.
 
     The session is created on first use in each process; a forked child creates its
-    own (an inherited one would share sockets with the parent).  A session bound in
-    :mod:`pytest_celerybase._bindings` is used instead while bound.
+    own (an inherited one would share sockets with the parent).  While a session is
+    bound (by the ``http_stub`` fixture), that one is used instead.
     """
 
     api_base_url: str | None = None

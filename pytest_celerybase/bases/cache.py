@@ -101,10 +101,12 @@ class CachedTask(Task):  # type: ignore[misc]
     warning and run (or return) uncached.  Failures and retries are never cached.
 
     Settings (task attribute, else app config key):
-        cache_ttl: seconds a result stays cached (default 300; ``@app.task(...,
-            cache_ttl=60)`` sets it per task).
-        cache_redis_url / ``celerybase_redis_url``: where Redis is (default
-            ``redis://localhost:6379/0``), unless a client is bound (``fake_redis``).
+        ``cache_ttl``
+            Seconds a result stays cached (default 300;
+            ``@app.task(..., cache_ttl=60)`` sets it per task).
+        ``cache_redis_url`` / ``celerybase_redis_url``
+            Where Redis is (default ``redis://localhost:6379/0``), unless a client
+            is bound (``fake_redis``).
     """
 
     cache_ttl: float = 300

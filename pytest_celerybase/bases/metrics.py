@@ -36,8 +36,8 @@ class MetricsTask(Task):  # type: ignore[misc]
     concurrent executions never share a start time; the records carry timezone-aware
     UTC timestamps.  A failing sink is logged and never fails the task.
 
-    The sink is, first found wins: the one bound by the ``metrics_sink`` fixture
-    (:mod:`pytest_celerybase._bindings`), the ``metrics_sink`` task attribute
+    The sink is, first found wins: the one bound by the ``metrics_sink`` fixture, the
+    ``metrics_sink`` task attribute
     (``@app.task(base=MetricsTask, metrics_sink=PrometheusSink())``), the
     ``celerybase_metrics_sink`` app setting, then a :class:`LoggingSink`.
     """

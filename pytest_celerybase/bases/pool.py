@@ -134,9 +134,11 @@ class ResourcePoolTask(Task):  # type: ignore[misc]
     for exceptions you know leave it usable.
 
     Class attributes:
-        pool_size: the most resources existing at once in one process (default 10).
-        pool_acquire_timeout: seconds to wait for a free resource before raising
-            :class:`PoolTimeout` (default 30; ``None`` waits forever).
+        ``pool_size``
+            The most resources existing at once in one process (default 10).
+        ``pool_acquire_timeout``
+            Seconds to wait for a free resource before raising :class:`PoolTimeout`
+            (default 30; ``None`` waits forever).
 
     The pool is created on first use in each process; a forked child starts with an
     empty pool of its own (inherited resources are dropped, not closed, since the

@@ -1,0 +1,353 @@
+"""Sphinx extension: the reference pages read the plugin itself, so they cannot drift.
+
+Object types (each with a directive and a role of the same name, cross-referenced and
+checked by ``-n``): ``fixture``, ``marker``, ``confval`` (ini keys), plus Sphinx's own
+``option`` and ``envvar``.
+
+Directives that list what the plugin defines, as found at build time:
+
+* ``celerybase-fixtures`` - every public fixture in the namespace of
+  ``pytest_celerybase.plugin`` (what pytest sees), with its docstring, the fixtures it
+  requests and the type it gives (a cross-reference: a fixture returning one of our
+  classes that the reference does not document fails the build).
+* ``celerybase-ini`` / ``celerybase-options`` - the ini keys and command-line options,
+  recorded by calling the plugin's ``pytest_addoption`` with a recording parser.
+* ``celerybase-markers`` - the markers its ``pytest_configure`` registers.
+* ``celerybase-envvars`` - the environment variables the package reads: module
+  constants named ``*_ENV`` holding a ``CELERYBASE_*`` name, documented by their ``#:``
+  comment (``tests/test_docs.py`` checks no other ``CELERYBASE_*`` name is read).
+* ``celerybase-parity`` - the eager/worker table from ``pytest_celerybase._parity.PARITY``
+  (``:rows:`` picks scenarios by key, ``:columns: hooks`` leaves out the outcomes).
+
+The ``celerybase-*`` directives emit reStructuredText (docstrings are reST): in a MyST
+page, use them inside an ``{eval-rst}`` block.  ``celerybase-parity`` works anywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from celerybase_discovery import (
+    EnvVarDoc,
+    FixtureDoc,
+    RecordingParser,
+    discover_env_vars,
+    discover_fixtures,
+    discover_markers,
+    discover_settings,
+    is_ours_unexported,
+    package_modules,
+)
+from docutils import nodes
+from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _indent(text: str, prefix: str = "   ") -> list[str]:
+    return [prefix + line if line.strip() else "" for line in text.splitlines()]
+
+
+def _xref_type(gives: str | None, target: str | None) -> str:
+    if target is not None:
+        return f":py:class:`~{target}`"
+    return f"``{gives}``" if gives else "(nothing)"
+
+
+def render_fixtures(fixtures: Sequence[FixtureDoc]) -> list[str]:
+    lines: list[str] = []
+    for fx in fixtures:
+        facts = [f"**Gives** {_xref_type(fx.gives, fx.gives_target)}"]
+        if fx.requests:
+            facts.append("**requests** " + ", ".join(f":fixture:`{r}`" if r in {
+                f.name for f in fixtures} else f"``{r}``" for r in fx.requests))
+        facts.append(f"**scope** ``{fx.scope}``" + (", autouse" if fx.autouse else ""))
+        lines += [f".. fixture:: {fx.name}", "", "   " + " · ".join(facts), ""]
+        lines += [*_indent(fx.doc), ""]
+        if is_ours_unexported(fx.gives_target):
+            # The object's own API, documented where the reader meets it.
+            lines += [f"   .. autoclass:: {fx.gives_target}", "      :members:", ""]
+    return lines
+
+
+def render_ini(settings: RecordingParser) -> list[str]:
+    lines: list[str] = []
+    for ini in settings.ini:
+        default = "" if ini.default in (None, "") else f" (default ``{ini.default}``)"
+        kind = f"**type** ``{ini.type}``; " if ini.type else ""
+        lines += [f".. confval:: {ini.name}", "", f"   {kind}set in the ``[pytest]`` "
+                  f"ini section or ``[tool.pytest.ini_options]``{default}.", ""]
+        lines += [*_indent(ini.help), ""]
+    return lines or ["The plugin adds no ini keys.", ""]
+
+
+def render_options(settings: RecordingParser) -> list[str]:
+    lines: list[str] = []
+    for opt in settings.options:
+        flags = ", ".join(
+            f"{flag} {opt.metavar or 'VALUE'}" if opt.takes_value else flag
+            for flag in opt.flags
+        )
+        lines += [f".. option:: {flags}", ""]
+        lines += [*_indent(opt.help), ""]
+    return lines or ["The plugin adds no command-line options.", ""]
+
+
+def render_markers(markers: Sequence[tuple[str, str]]) -> list[str]:
+    lines: list[str] = []
+    for signature, description in markers:
+        name = signature.split("(", 1)[0]
+        lines += [f".. marker:: {name}", "", f"   ``@pytest.mark.{signature}``", ""]
+        lines += [*_indent(description), ""]
+    return lines
+
+
+def render_env_vars(env_vars: Sequence[EnvVarDoc]) -> list[str]:
+    lines: list[str] = []
+    for env in env_vars:
+        lines += [f".. envvar:: {env.name}", ""]
+        lines += [*_indent(env.doc or "(undocumented)"), ""]
+    return lines or ["The plugin reads no environment variables.", ""]
+
+
+# --------------------------------------------------------------------------- directives
+
+
+class _GeneratedDirective(SphinxDirective):
+    has_content = False
+    render: Callable[[], list[str]]
+
+    def run(self) -> list[nodes.Node]:
+        node = nodes.container()
+        source = f"<generated by {self.name}>"
+        content = StringList(type(self).render(), source=source)
+        nested_parse_with_titles(self.state, content, node)
+        # Rebuild when the package changes (its modules are not tracked by Sphinx).
+        for module in package_modules():
+            path = getattr(module, "__file__", None)
+            if path:
+                self.env.note_dependency(path)
+        return list(node.children)
+
+
+class FixturesDirective(_GeneratedDirective):
+    render = staticmethod(lambda: render_fixtures(discover_fixtures()))
+
+
+class IniDirective(_GeneratedDirective):
+    render = staticmethod(lambda: render_ini(discover_settings()))
+
+
+class OptionsDirective(_GeneratedDirective):
+    render = staticmethod(lambda: render_options(discover_settings()))
+
+
+class MarkersDirective(_GeneratedDirective):
+    render = staticmethod(lambda: render_markers(discover_markers()))
+
+
+class EnvVarsDirective(_GeneratedDirective):
+    render = staticmethod(lambda: render_env_vars(discover_env_vars()))
+
+
+_INLINE = re.compile(r"`([^`]+)`|celery#(\d+)")
+
+
+def inline_nodes(text: str) -> list[nodes.Node]:
+    """Markdown-ish cell text: `code` becomes a literal, celery#N a link to the issue."""
+    out: list[nodes.Node] = []
+    pos = 0
+    for match in _INLINE.finditer(text):
+        if match.start() > pos:
+            out.append(nodes.Text(text[pos : match.start()]))
+        if match.group(1) is not None:
+            out.append(nodes.literal(match.group(1), match.group(1)))
+        else:
+            number = match.group(2)
+            url = f"https://github.com/celery/celery/issues/{number}"
+            out.append(nodes.reference(match.group(0), match.group(0), refuri=url))
+        pos = match.end()
+    if pos < len(text):
+        out.append(nodes.Text(text[pos:]))
+    return out
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
+) -> nodes.table:
+    table = nodes.table(classes=["celerybase-parity"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+
+    def row(cells: Sequence[str]) -> nodes.row:
+        r = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph("", "", *inline_nodes(cell))
+            r += entry
+        return r
+
+    thead = nodes.thead()
+    thead += row(header)
+    group += thead
+    tbody = nodes.tbody()
+    for cells in rows:
+        tbody += row(cells)
+    group += tbody
+    return table
+
+
+class ParityDirective(SphinxDirective):
+    """The eager vs worker table, from ``PARITY`` as measured by ``tests/test_parity.py``."""
+
+    option_spec = {  # noqa: RUF012 - docutils' API
+        "rows": directives.unchanged,
+        "columns": lambda arg: directives.choice(arg, ("all", "hooks")),
+    }
+
+    def run(self) -> list[nodes.Node]:
+        from pytest_celerybase import _parity
+
+        self.env.note_dependency(_parity.__file__)
+        scenarios = list(_parity.PARITY)
+        if "rows" in self.options:
+            by_key = {s.key: s for s in scenarios}
+            keys = self.options["rows"].split()
+            unknown = [k for k in keys if k not in by_key]
+            if unknown:
+                raise self.error(
+                    f"unknown parity rows {unknown}; valid keys: {', '.join(by_key)}"
+                )
+            scenarios = [by_key[k] for k in keys]
+        if self.options.get("columns") == "hooks":
+            header = ["Scenario", "Eager hooks", "Worker hooks", "Note"]
+            rows = [
+                [s.title, s.eager.render_hooks(), s.worker.render_hooks(), s.note]
+                for s in scenarios
+            ]
+            return [_table(header, rows, (18, 27, 27, 28))]
+        header = ["Scenario", "Eager hooks", "Eager outcome", "Worker hooks",
+                  "Worker outcome", "Note"]
+        rows = [
+            [s.title, s.eager.render_hooks(), s.eager.render_outcome(),
+             s.worker.render_hooks(), s.worker.render_outcome(), s.note]
+            for s in scenarios
+        ]
+        return [_table(header, rows, (15, 19, 11, 19, 11, 25))]
+
+
+class FailureDirective(SphinxDirective):
+    """What a failure demo prints, and optionally the demo test itself.
+
+    ``.. celerybase-failure:: test_misuse_assertions.py::test_unknown_hook`` shows the
+    section of ``docs/examples/failures/test_misuse_assertions.txt`` for that test
+    (written and checked by ``tests/test_docs.py``); ``:code:`` shows the test function
+    first.  A test or section that does not exist fails the build.
+    """
+
+    required_arguments = 1
+    option_spec = {"code": directives.flag}  # noqa: RUF012 - docutils' API
+
+    def run(self) -> list[nodes.Node]:
+        file, _, test = self.arguments[0].partition("::")
+        folder = Path(self.env.srcdir) / "examples" / "failures"
+        source, output = folder / file, (folder / file).with_suffix(".txt")
+        for path in (source, output):
+            if not path.exists():
+                raise self.error(f"{path} does not exist")
+            self.env.note_dependency(str(path))
+        text = output.read_text(encoding="utf-8")
+        start, end = f"[{test}]\n", f"[/{test}]\n"
+        if start in text:
+            text = text[text.index(start) + len(start) : text.index(end)]
+        elif test and "[" in text.split("\n", 1)[0]:
+            raise self.error(f"no output for {test!r} in {output}")
+        result: list[nodes.Node] = []
+        if "code" in self.options:
+            module_source = source.read_text(encoding="utf-8")
+            code = (
+                _function_source(module_source, test.split("::")[-1])
+                if test
+                else module_source.strip()
+            )
+            if code is None:
+                raise self.error(f"no test {test!r} in {source}")
+            result.append(nodes.literal_block(code, code, language="python"))
+        result.append(nodes.literal_block(text, text, language="text"))
+        return result
+
+
+def _function_source(module_source: str, name: str) -> str | None:
+    """The source of function ``name`` (decorators included), at any nesting depth."""
+    tree = ast.parse(module_source)
+    lines = module_source.splitlines()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            assert node.end_lineno is not None
+            return textwrap.dedent("\n".join(lines[first - 1 : node.end_lineno]))
+    return None
+
+
+def skip_celery_task_members(
+    app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
+) -> bool | None:
+    """Leave out what the bases inherit unchanged from ``celery.Task`` (Celery documents
+    it), and ``celerybase_internal_members``; members a base defines or overrides stay."""
+    if what not in ("class", "exception"):
+        return None
+    if name in app.config.celerybase_internal_members:
+        return True
+    from celery import Task
+
+    if name in vars(Task) and name not in _names_we_define():
+        return True
+    return None
+
+
+@functools.cache
+def _names_we_define() -> frozenset[str]:
+    """Every attribute a class of this package defines, annotates or documents (``#:``)."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    names: set[str] = set()
+    for module in package_modules():
+        attr_docs = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
+        names.update(name for _, name in attr_docs)
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+                names.update(vars(obj), getattr(obj, "__annotations__", {}))
+    return frozenset(names)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("celerybase_internal_members", [], "env", list)
+    app.connect("autodoc-skip-member", skip_celery_task_members)
+    app.add_object_type(
+        "fixture", "fixture", objname="fixture", indextemplate="pair: %s; fixture"
+    )
+    app.add_object_type("marker", "marker", objname="marker", indextemplate="pair: %s; marker")
+    app.add_object_type(
+        "confval", "confval", objname="ini key", indextemplate="pair: %s; ini key"
+    )
+    app.add_directive("celerybase-fixtures", FixturesDirective)
+    app.add_directive("celerybase-ini", IniDirective)
+    app.add_directive("celerybase-options", OptionsDirective)
+    app.add_directive("celerybase-markers", MarkersDirective)
+    app.add_directive("celerybase-envvars", EnvVarsDirective)
+    app.add_directive("celerybase-parity", ParityDirective)
+    app.add_directive("celerybase-failure", FailureDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,493 @@
+"""Celery's prefork pool inside the test process, fast and accounted for (no pytest).
+
+:class:`PreforkPool` is Celery's prefork ``TaskPool`` with billiard's blocking pool
+made prompt (billiard sleeps 1 s after each child exit, 0.8 s between supervisor checks
+and 1 s between time-limit checks: a stop, a lost child or a time limit would cost
+seconds), ``apply_async`` wrapped so the parent knows when each delivery ends (its
+callbacks have run, and for a hard time limit also the timeout callback, where Celery
+5.7 runs ``on_failure``/``after_return`` in the parent), and each child reporting its
+start (or why it could not start) through :mod:`pytest_celerybase._children`.
+:class:`PreforkRuntime` is what a prefork :class:`~pytest_celerybase.worker.LiveWorker`
+adds around Celery: a broker and result backend that cross processes, the channel, the
+start check, ``kill_child`` and a stop that leaves no child behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from billiard import pool as bpool
+from billiard.exceptions import TimeLimitExceeded
+from celery.backends.filesystem import FilesystemBackend
+from celery.concurrency import prefork
+from celery.concurrency.asynpool import AsynPool
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+from pytest_celerybase import _children
+from pytest_celerybase.recorder import STACK
+
+if TYPE_CHECKING:
+    from pytest_celerybase.worker import LiveWorker
+
+__all__ = ["FileResultBackend", "FileTransport", "PreforkPool", "PreforkRuntime"]
+
+_CHECK_INTERVAL = 0.02  # seconds between supervisor / time-limit checks (billiard: 0.8 / 1)
+_RESULT_POLL_INTERVAL = 0.005
+_process_initializer = prefork.process_initializer
+
+
+class _PromptSupervisor(bpool.Supervisor):  # type: ignore[misc]
+    """billiard's Supervisor (re-forks lost and recycled children), waiting on an Event."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        self.wake = threading.Event()
+
+    def body(self) -> None:
+        pool = self.pool
+        try:
+            prev_state = pool.restart_state
+            pool.restart_state = bpool.restart_state(10 * pool._processes, 1)
+            for _ in range(10):
+                if self._state == bpool.RUN and pool._state == bpool.RUN:
+                    pool._maintain_pool()
+                    self.wake.wait(_CHECK_INTERVAL)
+            pool.restart_state = prev_state
+            while self._state == bpool.RUN and pool._state == bpool.RUN:
+                pool._maintain_pool()
+                self.wake.wait(_CHECK_INTERVAL)
+        except bpool.RestartFreqExceeded:
+            pool.close()
+            pool.join()
+            raise
+
+    def terminate(self) -> None:
+        super().terminate()
+        self.wake.set()
+
+    def close(self) -> None:
+        super().close()
+        self.wake.set()
+
+
+class _PromptTimeoutHandler(bpool.TimeoutHandler):  # type: ignore[misc]
+    """billiard's time-limit thread, checking every 20 ms and stopping at once."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.wake = threading.Event()
+
+    def body(self) -> None:
+        while self._state == bpool.RUN:
+            try:
+                for _ in self.handle_timeouts():
+                    if self.wake.wait(_CHECK_INTERVAL):
+                        break
+            except bpool.CoroStop:
+                break
+
+    def terminate(self) -> None:
+        super().terminate()
+        self.wake.set()
+
+    def close(self) -> None:
+        super().close()
+        self.wake.set()
+
+
+class _PromptWorker(bpool.Worker):  # type: ignore[misc]
+    """A pool child that exits as soon as it has said so (billiard then sleeps 1 s)."""
+
+    def _do_exit(self, pid: int, exitcode: Any, exc: Any = None) -> None:
+        if exitcode is None:
+            exitcode = bpool.EX_FAILURE if exc else bpool.EX_OK
+        if self.on_exit is not None:
+            self.on_exit(pid, exitcode)
+        try:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {bpool.TERM_SIGNAL})
+            try:
+                self.outq.put((bpool.DEATH, (pid, exitcode)))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        finally:
+            os._exit(exitcode)
+
+
+class _PromptPool(bpool.Pool):  # type: ignore[misc]
+    Worker = _PromptWorker
+    Supervisor = _PromptSupervisor
+    TimeoutHandler = _PromptTimeoutHandler
+
+    def join(self) -> None:
+        """billiard's join, with a bounded wait for each idle child.
+
+        Once the result handler has finished, no task is running; a child still alive
+        1 s later never got a sentinel (e.g. a replacement forked while the pool was
+        closing: measured ~1 in 6 runs after a lost child) and is killed.
+        """
+        assert self._state in (bpool.CLOSE, bpool.TERMINATE)
+        bpool.stop_if_not_current(self._worker_handler)
+        self._stop_task_handler(self._task_handler)
+        bpool.stop_if_not_current(self._result_handler)
+        deadline = time.monotonic() + 1.0
+        for process in list(self._pool):
+            if process._popen is None:
+                continue
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                try:
+                    os.kill(process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                process.join()
+
+
+class _PromptAsynPool(AsynPool):  # type: ignore[misc]
+    """Celery's event-loop pool (real brokers), replacing lost/recycled children at once.
+
+    It checks its children from a hub timer every 5 s: a recycled or lost child's
+    replacement (and a lost child's WorkerLostError) would wait that long.
+    """
+
+    @property
+    def timers(self) -> dict[Any, float]:
+        return {self._maintain_while_running: _CHECK_INTERVAL}
+
+    def _maintain_while_running(self) -> None:
+        # No replacement once the pool is closing: it would never get its sentinel.
+        if self._state == bpool.RUN:
+            self.maintain_pool()
+
+
+def _initializer(app: Any, hostname: str) -> None:
+    """Celery's child initializer, reporting the child's start or its failure."""
+    try:
+        _process_initializer(app, hostname)
+    except BaseException as exc:
+        _children.send("child", ("failed", os.getpid(), f"{type(exc).__name__}: {exc}"))
+        raise
+    _children.send("child", ("ready", os.getpid(), None))
+
+
+class _Delivery:
+    """One message handed to the pool; ends once (see :class:`PreforkPool`)."""
+
+    __slots__ = ("ended", "hard_timeout_ran", "lock", "task_id", "waits_for_timeout")
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.lock = threading.Lock()
+        self.ended = self.hard_timeout_ran = self.waits_for_timeout = False
+
+    def end(self) -> None:
+        with self.lock:
+            if self.ended:
+                return
+            self.ended = True
+        # The child wrote its records before it returned its result: read them first.
+        _children.flush()
+        if STACK:
+            STACK[-1].inflight.finished(self.task_id)
+
+
+class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
+    """Celery's prefork pool, prompt, with each delivery's end known to the recorder."""
+
+    BlockingPool = _PromptPool
+    Pool = _PromptAsynPool
+
+    def on_start(self) -> None:
+        # TaskPool.on_start passes the module's process_initializer to billiard.
+        prefork.process_initializer = _initializer
+        try:
+            super().on_start()
+        finally:
+            prefork.process_initializer = _process_initializer
+        self.on_apply = _accounted(self.on_apply)  # type: ignore[has-type]
+
+    def on_stop(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        if pool._state == bpool.RUN:
+            pool.close()  # the children get their sentinel; running tasks finish
+        super().on_stop()  # joins the pool's threads and children
+        if not isinstance(pool, _PromptPool):
+            pool.terminate()  # AsynPool (real brokers): nothing left to signal after the join
+            return
+        # Not pool.terminate(): it would take the inqueue's read lock, which a child
+        # killed by the bounded join may hold.  What it would still do: stop the
+        # time-limit thread (close + join leave it running) and close the queues.
+        timeouts = pool._timeout_handler
+        if timeouts is not None:
+            timeouts.terminate()
+            timeouts.stop(5.0)
+        pool._terminate.cancel()
+        for queue in (pool._inqueue, pool._outqueue):
+            if queue is not None:
+                queue.close()
+
+
+def _accounted(apply: Any) -> Any:
+    def on_apply(target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        task_id = str(options.get("correlation_id"))
+        if STACK and args:
+            # A message nobody saw published (sent before the test, redelivered).
+            STACK[-1].inflight.started(task_id, str(args[0]))
+        delivery = _Delivery(task_id)
+        callback = options.get("callback")
+        error_callback = options.get("error_callback")
+        timeout_callback = options.get("timeout_callback")
+
+        def done(value: Any) -> None:
+            try:
+                if callback is not None:
+                    callback(value)
+            finally:
+                delivery.end()
+
+        def failed(einfo: Any) -> None:
+            try:
+                if error_callback is not None:
+                    error_callback(einfo)
+            finally:
+                exc = getattr(einfo, "exception", None)
+                exc = getattr(exc, "exc", exc)  # billiard's ExceptionWithTraceback
+                if isinstance(exc, TimeLimitExceeded):
+                    # billiard calls the timeout callback (which runs the failure hooks
+                    # on Celery 5.7) right after this one: the delivery ends there.
+                    with delivery.lock:
+                        delivery.waits_for_timeout = not delivery.hard_timeout_ran
+                    if not delivery.waits_for_timeout:
+                        delivery.end()
+                else:
+                    delivery.end()
+
+        def timed_out(soft: bool, timeout: Any) -> None:
+            _children.flush()  # the child's before_start precedes the parent's hooks
+            try:
+                if timeout_callback is not None:
+                    timeout_callback(soft=soft, timeout=timeout)
+            finally:
+                if not soft:
+                    with delivery.lock:
+                        delivery.hard_timeout_ran = True
+                        waiting = delivery.waits_for_timeout
+                    if waiting:
+                        delivery.end()
+
+        options.update(callback=done, error_callback=failed, timeout_callback=timed_out)
+        return apply(target, args, kwargs, **options)
+
+    return on_apply
+
+
+class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
+    """Celery's ``file://`` backend, checked every 5 ms while ``get()`` waits (0.5 s)."""
+
+    def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
+                 **kwargs: Any) -> Any:
+        interval = min(interval, _RESULT_POLL_INTERVAL)
+        return super().wait_for(task_id, timeout=timeout, interval=interval, **kwargs)
+
+    def get_many(self, task_ids: Any, timeout: float | None = None, interval: float = 0.5,
+                 **kwargs: Any) -> Any:
+        interval = min(interval, _RESULT_POLL_INTERVAL)
+        return super().get_many(task_ids, timeout=timeout, interval=interval, **kwargs)
+
+
+class _AtomicFileChannel(filesystem.Channel):
+    """kombu's file-system channel, writing each message under its final name at once.
+
+    kombu creates the file, then writes it; a consumer polling meanwhile moves and reads
+    an empty file (JSONDecodeError: the message is lost).  Measured with a child's retry
+    and a redelivery.  The message is written to a name no consumer matches, then renamed.
+    """
+
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        name = f"{round(time.monotonic() * 1000)}_{os.urandom(16).hex()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        with open(final + ".part", "wb") as f:
+            f.write(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
+        os.rename(final + ".part", final)
+
+
+class FileTransport(filesystem.Transport):
+    """kombu's ``filesystem://`` transport with :class:`_AtomicFileChannel`."""
+
+    Channel = _AtomicFileChannel
+
+
+_MISSING: Any = object()  # the loader had no override_backends of its own
+_UNSET: Any = object()  # nothing saved (not prepared)
+
+
+class PreforkRuntime:
+    """What a prefork live worker sets up around Celery, and undoes at stop."""
+
+    def __init__(self, live: LiveWorker) -> None:
+        self.live = live
+        self.ready: set[int] = set()
+        self.failures: list[tuple[int, str]] = []
+        self._changed = threading.Condition()
+        self._dir: str | None = None
+        self._saved_conf: dict[str, Any] = {}
+        self._saved_overrides: Any = _UNSET
+        self.channel = _children.ChildEvents({"child": self._child_report})
+
+    def prepare(self) -> None:
+        """Cross-process broker/backend (unless real ones are set); open the channel."""
+        app, conf = self.live.app, self.live.app.conf
+        changes: dict[str, Any] = {}
+        self._dir = tempfile.mkdtemp(prefix="celerybase-prefork-")
+        if str(conf.broker_url).startswith("memory://"):
+            # A child's retry/chain/send_task publishes from the child: an in-memory
+            # broker would keep it there.  Celery's file-system transport needs no server.
+            messages = os.path.join(self._dir, "broker")
+            os.mkdir(messages)
+            options = dict(conf.broker_transport_options or {})
+            options.update(data_folder_in=messages, data_folder_out=messages)
+            changes.update(broker_url="filesystem://", broker_transport_options=options,
+                           broker_transport=f"{__name__}:FileTransport")
+        if str(conf.result_backend).startswith("cache+memory://"):
+            results = os.path.join(self._dir, "results")
+            os.mkdir(results)
+            changes["result_backend"] = f"file://{results}"
+        self._saved_conf = {key: conf.get(key) for key in changes}
+        conf.update(changes)
+        if "broker_url" in changes:
+            _reset_producer_pool(app)  # one made for the old broker URL
+        loader = app.loader
+        self._saved_overrides = vars(loader).get("override_backends", _MISSING)
+        loader.override_backends = {**loader.override_backends,
+                                    "file": f"{__name__}:FileResultBackend"}
+        self.channel.open()
+
+    def wait_for_children(self, deadline: float) -> str | None:
+        """Wait until every child reported ready; the failure to report, if any."""
+        with self._changed:
+            while len(self.ready) < self.live.concurrency and not self.failures:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return (f"{len(self.ready)} of {self.live.concurrency} prefork children "
+                            "were ready")
+                self._changed.wait(left)
+            if self.failures:
+                pid, reason = self.failures[0]
+                return f"prefork child {pid} failed to start: {reason}"
+        return None
+
+    def _child_report(self, payload: tuple[str, int, str | None]) -> None:
+        status, pid, reason = payload
+        with self._changed:
+            if status == "ready":
+                self.ready.add(pid)
+            else:
+                self.failures.append((pid, reason or "?"))
+            self._changed.notify_all()
+
+    def child_pids(self) -> list[int]:
+        """The pids of the pool's child processes now."""
+        pool = getattr(self.live.controller, "pool", None)
+        inner = getattr(pool, "_pool", None)
+        return [p.pid for p in list(getattr(inner, "_pool", ())) if p.pid]
+
+    def kill_child(self, task_id: str, sig: int, timeout: float) -> int:
+        """Send ``sig`` to the child running ``task_id``, once it runs the task; its pid.
+
+        "Runs" means the child's ``before_start`` of the task has reached the test's
+        recorder (so the kill lands mid-task, as an OOM kill would); with no recorder,
+        that a child accepted the task.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            pid = self._running_in(task_id)
+            if pid is not None:
+                os.kill(pid, sig)
+                return pid
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"kill_child: task {task_id!r} was not running in a child of "
+                    f"{self.live.hostname} within {timeout:g}s"
+                )
+            time.sleep(0.002)
+
+    def _running_in(self, task_id: str) -> int | None:
+        from celery.worker import state
+
+        for request in list(state.active_requests):
+            pid = getattr(request, "worker_pid", None)
+            if request.id == task_id and pid and request.hostname == self.live.hostname:
+                if not STACK:
+                    return int(pid)
+                _children.flush()
+                started = any(
+                    c.hook == "before_start" and c.pid == pid
+                    for c in STACK[-1].calls_for(task_id=task_id)
+                )
+                return int(pid) if started else None
+        return None
+
+    def kill_children(self) -> None:
+        """SIGKILL every child and fail their tasks as lost (a task still running at stop:
+        threads cannot be killed, processes can); the pool's join can then finish."""
+        inner = getattr(getattr(self.live.controller, "pool", None), "_pool", None)
+        for pid in self.child_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if inner is not None:
+            # billiard's supervisor is closed by now: nobody else will notice the loss.
+            for job in list(inner._cache.values()):
+                if not job.ready():
+                    inner.mark_as_worker_lost(job, -signal.SIGKILL)
+
+    def reap(self) -> None:
+        """Kill and reap any child still alive once the pool has stopped.
+
+        billiard's supervisor can fork a replacement for a child that died while the pool
+        was shutting down, after the sentinels went out: nothing would ever stop it.
+        """
+        for pid in sorted(self.ready | {pid for pid, _ in self.failures}):
+            try:
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    continue  # exited and reaped now
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ChildProcessError, ProcessLookupError):
+                continue  # billiard reaped it
+
+    def close(self) -> None:
+        """Close the channel, put the configuration back, remove the temp dir."""
+        self.reap()
+        self.channel.close()
+        app = self.live.app
+        if self._saved_conf:
+            app.conf.update(self._saved_conf)
+            if "broker_url" in self._saved_conf:
+                _reset_producer_pool(app)
+            self._saved_conf = {}
+        if self._saved_overrides is not _UNSET:
+            if self._saved_overrides is _MISSING:
+                vars(app.loader).pop("override_backends", None)
+            else:
+                app.loader.override_backends = self._saved_overrides
+            self._saved_overrides = _UNSET
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _reset_producer_pool(app: Any) -> None:
+    # Celery caches the connection pool on the app and the producer pool on app.amqp.
+    app._pool = None
+    vars(app.amqp).pop("_producer_pool", None)

@@ -1,0 +1,313 @@
+"""The manual cannot rot: its examples run, its outputs are real, its lists are complete.
+
+* Every ``docs/examples/test_*.py`` (included by the pages with ``literalinclude``) runs
+  through the plugin, as a user's test file with no conftest, and passes.
+* Every ``docs/examples/<project>/`` directory is a small project with its own ini file
+  and runs the same way.
+* Every ``docs/examples/failures/test_*.py`` fails, and what pytest prints (the ``E``
+  lines, task ids masked) is exactly the ``.txt`` file next to it, which the pages
+  include.  After changing a failure message on purpose:
+  ``UPDATE_DOC_OUTPUTS=1 python -m pytest tests/test_docs.py`` rewrites them.
+* Every page that documents an example is reachable: each example file is included by
+  some page.
+* The troubleshooting page and its contributor twin cite the same entries, and every
+  cited test exists.
+* The reference's generated lists (docs/_ext/celerybase_discovery.py) find what the plugin
+  defines, and the package reads no ``CELERYBASE_*`` environment variable that the
+  reference would miss.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pytest_celerybase
+from tests.conftest import RunPytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+FAILURES = EXAMPLES / "failures"
+SQLALCHEMY_VERSION = re.compile(r"(sqlalche\.me/e/)\d+(/)")
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+# The examples' module names (test_live_worker, ...) can be those of modules of this suite
+# already imported in this process: in-process runs import them from a package of their own.
+PACKAGE = "docs_examples"
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES.glob("test_*.py"))
+
+
+def example_projects() -> list[Path]:
+    return sorted(
+        p
+        for p in EXAMPLES.iterdir()
+        if p.is_dir() and p.name not in ("failures", "__pycache__") and not p.name.startswith(".")
+    )
+
+
+def failure_demos() -> list[Path]:
+    return sorted(FAILURES.glob("test_*.py"))
+
+
+def pages() -> dict[Path, str]:
+    return {
+        p: p.read_text(encoding="utf-8")
+        for p in DOCS.rglob("*.md")
+        if "_build" not in p.parts and EXAMPLES not in p.parents
+    }
+
+
+def _reports(result: pytest.RunResult) -> Iterator[pytest.TestReport]:
+    reprec = getattr(result, "reprec", None)
+    assert reprec is not None, "runpytest_inprocess keeps the reports"
+    yield from reprec.getreports("pytest_runtest_logreport")
+
+
+def normalize(text: str) -> str:
+    """What a reader sees of a failure: pytest's ``E`` lines, task ids masked.
+
+    A failure without a traceback (``pytest.fail(..., pytrace=False)``) is shown whole.
+    """
+    lines = [line for line in text.splitlines() if line.startswith("E ")] or [text.strip()]
+    text = UUID.sub("<task-id>", "\n".join(lines))
+    text = SQLALCHEMY_VERSION.sub(r"\1…\2", text)  # sqlalche.me/e/20/ on 2.0, e/21/ on 2.1
+    return ADDRESS.sub(" at 0x…", text) + "\n"
+
+
+def test_every_example_file_passes(pytester: pytest.Pytester, run: RunPytest) -> None:
+    files = example_files()
+    assert files, f"no examples in {EXAMPLES}"
+    package = pytester.mkpydir(PACKAGE)
+    for path in files:
+        shutil.copy(path, package / path.name)
+    result = run(*(f"{PACKAGE}/{p.name}" for p in files))
+    passed: dict[str, int] = {f"{PACKAGE}/{p.name}": 0 for p in files}
+    problems = []
+    for report in _reports(result):
+        if report.failed:
+            problems.append(f"{report.nodeid} ({report.when}):\n{report.longreprtext}")
+        elif report.when == "call" and report.passed:
+            passed[report.nodeid.split("::")[0]] += 1
+    problems += [f"{name}: no test passed" for name, count in passed.items() if count == 0]
+    if problems:
+        problems.append(result.stdout.str()[-3000:])
+    assert not problems, "docs examples must pass:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("project", example_projects(), ids=lambda p: p.name)
+def test_every_example_project_passes(
+    pytester: pytest.Pytester, run: RunPytest, project: Path
+) -> None:
+    shutil.copytree(project, pytester.path / project.name, ignore=_PYCACHE)
+    result = run(project.name)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) > 0 and set(outcomes) <= {"passed"}, result.stdout.str()
+
+
+_PYCACHE = shutil.ignore_patterns("__pycache__")
+
+
+# Failure demos run in a fresh process, as a user's run would: what an earlier test of
+# this suite imported (a module-level @shared_task, say) must not show in the messages.
+# This conftest hands the reports back.
+REPORTER = """
+import json
+
+REPORTS = []
+
+def pytest_runtest_logreport(report):
+    REPORTS.append({"nodeid": report.nodeid, "when": report.when,
+                    "outcome": report.outcome, "text": report.longreprtext})
+
+def pytest_sessionfinish(session):
+    with open("reports.json", "w", encoding="utf-8") as f:
+        json.dump(REPORTS, f)
+"""
+
+
+def failure_outputs(reports: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """file name -> test name -> what it printed, for every test that failed (first
+    failing phase: set-up, call or teardown)."""
+    outputs: dict[str, dict[str, str]] = {}
+    for report in reports:
+        if report["outcome"] == "failed":
+            file, _, test = report["nodeid"].partition("::")
+            outputs.setdefault(file, {}).setdefault(test, normalize(report["text"]))
+    return outputs
+
+
+def render_outputs(tests: dict[str, str]) -> str:
+    """One failing test: its output.  Several: a ``[test]`` ... ``[/test]`` section each,
+    for ``literalinclude``'s ``:start-after:`` / ``:end-before:``."""
+    if len(tests) == 1:
+        return next(iter(tests.values()))
+    return "".join(f"[{name}]\n{text}[/{name}]\n" for name, text in tests.items())
+
+
+def test_failure_outputs_are_real(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demos = failure_demos()
+    assert demos
+    for path in demos:
+        shutil.copy(path, pytester.path / path.name)
+    pytester.makeconftest(REPORTER)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # The subprocess must run the package this process tests, not another installed copy.
+    here = str(Path(pytest_celerybase.__file__).resolve().parent.parent)
+    paths = [here, os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    pytester.runpytest_subprocess(
+        "-p", "celerybase", "-p", "pytest_mock", "--tb=short", *(p.name for p in demos)
+    )
+    reports = json.loads((pytester.path / "reports.json").read_text(encoding="utf-8"))
+    outputs = failure_outputs(reports)
+    failed = {f"{file}::{test}" for file, tests in outputs.items() for test in tests}
+    ran = {r["nodeid"] for r in reports}
+    update = os.environ.get("UPDATE_DOC_OUTPUTS") == "1"
+    problems = [f"{nodeid} passed: a failure demo must fail" for nodeid in ran - failed]
+    for path in demos:
+        if path.name not in outputs:
+            problems.append(f"{path.name}: nothing failed")
+            continue
+        actual = render_outputs(outputs[path.name])
+        expected_file = path.with_suffix(".txt")
+        if update:
+            expected_file.write_text(actual, encoding="utf-8")
+            continue
+        expected = expected_file.read_text(encoding="utf-8") if expected_file.exists() else ""
+        if actual != expected:
+            diff = difflib.unified_diff(
+                expected.splitlines(), actual.splitlines(),
+                str(expected_file.relative_to(ROOT)), "actual", lineterm="",
+            )
+            problems.append("\n".join(diff))
+    assert not problems, (
+        "docs failure outputs differ from what pytest prints (if the change is intended: "
+        "UPDATE_DOC_OUTPUTS=1 python -m pytest tests/test_docs.py):\n" + "\n".join(problems)
+    )
+
+
+def test_every_example_is_shown_by_a_page() -> None:
+    text = "\n".join(pages().values())
+    examples = [*example_files(), *failure_demos()]
+    examples += [p.with_suffix(".txt") for p in failure_demos()]
+    for project in example_projects():
+        examples += [
+            p for p in project.rglob("*") if p.is_file() and p.stat().st_size
+            and "__pycache__" not in p.parts
+        ]
+    # A failure demo is shown by including its files or by the celerybase-failure
+    # directive (docs/_ext/celerybase_docs.py), which shows the demo and its output.
+    shown_by_directive = set(re.findall(r"\{celerybase-failure\} ([\w.]+\.py)", text))
+    not_shown = [
+        p.relative_to(EXAMPLES).as_posix()
+        for p in examples
+        if f"examples/{p.relative_to(EXAMPLES).as_posix()}" not in text
+        and not (p.parent == FAILURES and p.with_suffix(".py").name in shown_by_directive)
+    ]
+    assert not_shown == [], "examples no page includes (literalinclude them or remove them)"
+
+
+# --------------------------------------------------------------------------- reference
+
+
+@pytest.fixture
+def ext() -> Iterator[Any]:
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import celerybase_discovery  # no Sphinx needed: runs in every nox session
+
+        yield celerybase_discovery
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+
+
+def _section_names(output: str, header: str) -> set[str]:
+    """Fixture names pytest lists under ``--fixtures`` sections whose header has ``header``."""
+    names: set[str] = set()
+    inside = False
+    for line in output.splitlines():
+        if line.startswith("-") and "fixtures defined from" in line:
+            inside = header in line
+        elif inside and line and not line.startswith(" "):
+            names.add(line.split(" ")[0])
+    return names
+
+
+def test_reference_lists_the_fixtures_pytest_sees(
+    pytester: pytest.Pytester, run: RunPytest, ext: Any
+) -> None:
+    result = run("--fixtures")
+    registered = _section_names(result.stdout.str(), "pytest_celerybase")
+    documented = {f.name for f in ext.discover_fixtures()}
+    assert registered, result.stdout.str()
+    assert documented == registered
+
+
+def test_reference_lists_the_markers_and_ini_keys_pytest_sees(
+    pytester: pytest.Pytester, run: RunPytest, ext: Any
+) -> None:
+    markers = run("--markers").stdout.str()
+    documented = ext.discover_markers()
+    assert documented
+    for signature, description in documented:
+        assert f"@pytest.mark.{signature}: {description}" in markers
+    assert {sig.split("(")[0] for sig, _ in documented} >= {"celerybase", "http_stub"}
+    help_text = run("--help").stdout.str()
+    settings = ext.discover_settings()
+    ini_in_help = set(re.findall(r"^  (celerybase_\w+)", help_text, re.M))
+    assert {i.name for i in settings.ini} == ini_in_help
+    options_in_help = set(re.findall(r"^  (--celerybase[\w-]*)", help_text, re.M))
+    assert {flag for o in settings.options for flag in o.flags} >= options_in_help
+
+
+def test_reference_lists_every_environment_variable_the_package_reads(ext: Any) -> None:
+    package = ROOT / "pytest_celerybase"
+    # os.environ / getenv with the name written out, or a constant holding it.
+    reads = re.compile(
+        r"(?:environ(?:\.get)?\(|environ\[|getenv\(|\w+ = )\s*[\"'](CELERYBASE_[A-Z_]+)[\"']"
+    )
+    read = set()
+    for path in package.rglob("*.py"):
+        read |= set(reads.findall(path.read_text("utf-8")))
+    documented = {e.name: e for e in ext.discover_env_vars()}
+    assert read and read <= set(documented), "name each one in a *_ENV constant with a #: comment"
+    assert all(e.doc for e in documented.values())
+
+
+def test_troubleshooting_and_its_test_citations_agree() -> None:
+    troubleshooting = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    citations = (DOCS / "contributing" / "error-tests.md").read_text(encoding="utf-8")
+    entries = re.findall(r"^\((err-[\w-]+)\)=$", troubleshooting, re.M)
+    rows = dict(re.findall(r"^\| \{ref\}`(err-[\w-]+)` \| (.+) \|$", citations, re.M))
+    assert len(entries) == len(set(entries)) > 20
+    assert list(rows) == entries, "one row per troubleshooting entry, in the same order"
+    sources = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py")}
+    missing = []
+    for entry, cell in rows.items():
+        cited = re.findall(r"`(test_\w+\.py)::(\w+)`", cell)
+        assert cited, f"{entry}: cite at least one test"
+        missing += [f"{f}::{t}" for f, t in cited if f"def {t}(" not in sources.get(f, "")]
+    assert missing == []
+
+
+def test_reference_shows_the_hook_names() -> None:
+    # Written out in docs/reference/api.md (autodoc would show tuple's docstring).
+    api = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
+    assert f":value: {pytest_celerybase.HOOKS!r}" in api
