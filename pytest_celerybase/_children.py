@@ -117,14 +117,15 @@ _SIGNAL_DETAIL = ("state", "exception", "reason", "exc")
 
 
 class _Outbox(list[Any]):
-    """A forwarding recorder's raw events: appending sends them, as the parent keeps
-    events of another process: ``(name, task name, a, b, time, thread name, pid)``."""
+    """A forwarding recorder's log: each event extended onto it is sent, as the parent
+    keeps events of another process: ``(name, task name, a, b, time, (thread, pid))``."""
 
     def __init__(self, recorder: HookRecorder) -> None:
         super().__init__()
         self.recorder = recorder
 
-    def append(self, event: Any) -> None:
+    def extend(self, items: Any) -> None:
+        event = tuple(items)
         recorder = self.recorder
         name = event[0]
         if name in _events.HOOK_PARAMS:
@@ -138,7 +139,7 @@ class _Outbox(list[Any]):
             a = event[2]
             b = {k: _portable_value(named[k]) for k in _SIGNAL_DETAIL if k in named}
         thread = event[5]
-        send("event", (name, event[1], a, b, event[4], thread.name, recorder.pid))
+        send("event", (name, event[1], a, b, event[4], (thread.name, recorder.pid)))
 
 
 class ForwardingRecorder(HookRecorder):
@@ -146,7 +147,7 @@ class ForwardingRecorder(HookRecorder):
 
     def __init__(self, parent: HookRecorder) -> None:
         super().__init__(wait_timeout=parent.wait_timeout)
-        self._events = _Outbox(self)
+        self._log = _Outbox(self)
         # thread -> publications announced to the parent and not confirmed yet
         self._unconfirmed: dict[int, list[str]] = {}
 

@@ -14,7 +14,7 @@ __all__ = [
     "COOPERATION",
     "HOOKS",
     "HOOK_PARAMS",
-    "RAW_SIGNAL",
+    "RECORD_SIZE",
     "SIGNALS",
     "HookCall",
     "LifecycleEvent",
@@ -46,9 +46,9 @@ SIGNALS: tuple[str, ...] = (
 #: (COOPERATION, task name, task id, (hook, chain of classes, classes that ran), ...).
 COOPERATION = "cooperation"
 
-#: In place of the task id of a signal event stored as Celery sent it (the sender object
-#: instead of the task name): the recorder resolves it when the records are read.
-RAW_SIGNAL: Any = object()
+#: Items per event in a recorder's log (name, task name, two event-specific items, time,
+#: thread).
+RECORD_SIZE = 6
 
 
 # Positional parameter names of each hook (after ``self``), as Celery calls them.
@@ -135,8 +135,8 @@ def _hook_values(event: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _thread_name(thread: Any) -> str:
-    # A thread object here; a name when the event came from another process.
-    return thread if isinstance(thread, str) else str(thread.name)
+    # A thread object here; (name, pid) when the event came from another process.
+    return thread[0] if isinstance(thread, tuple) else str(thread.name)
 
 
 def hook_call(event: tuple[Any, ...], pid: int) -> HookCall:
@@ -179,8 +179,8 @@ _SIGNAL_EXC = {
 
 
 def lifecycle_event(event: tuple[Any, ...], started: float, pid: int) -> LifecycleEvent:
-    name, task_name, third, fourth, when, thread = event[:6]
-    origin = event[6] if len(event) > 6 else pid
+    name, task_name, third, fourth, when, thread = event
+    origin = thread[1] if isinstance(thread, tuple) else pid
     state: Any = None
     exc: Any = None
     if name in HOOK_PARAMS:

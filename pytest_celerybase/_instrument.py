@@ -266,7 +266,7 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
             if LEFT_RUNNING and thread in LEFT_RUNNING:
                 STACK[-1].stray(thread)
             else:
-                STACK[-1]._events.append((hook, name, args, kwargs or None, _clock(), thread))
+                STACK[-1]._log.extend((hook, name, args, kwargs or None, _clock(), thread))
         return inner(*args, **kwargs)
 
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]

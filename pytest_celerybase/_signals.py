@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_celerybase.recorder import ACTIVE_THREADS, LEFT_RUNNING, RAW_SIGNAL, SIGNALS, STACK
+from pytest_celerybase.recorder import ACTIVE_THREADS, LEFT_RUNNING, SIGNALS, STACK
 
 __all__ = ["connect", "disconnect"]
 
@@ -122,8 +122,8 @@ def _tracer_sender(name: str, signal: Any, send: Callable[..., Any]) -> Callable
             if LEFT_RUNNING and thread in LEFT_RUNNING:
                 STACK[-1].stray(thread)
             else:
-                detail = (named.get("task_id"), named.get("state"))
-                STACK[-1]._events.append((name, sender, RAW_SIGNAL, detail, _clock(), thread))
+                STACK[-1]._log.extend((name, sender, named.get("task_id"), named.get("state"),
+                                       _clock(), thread))  # fmt: skip
         if len(receivers) > 1:  # someone else listens too: Celery's own send
             return send(sender=sender, **named)
         return []

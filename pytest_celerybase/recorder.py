@@ -22,7 +22,7 @@ from pytest_celerybase._events import (
     HOOK_PARAMS,
     HOOKS,
     RAN,
-    RAW_SIGNAL,
+    RECORD_SIZE,
     SIGNALS,
     HookCall,
     LifecycleEvent,
@@ -37,7 +37,6 @@ __all__ = [
     "DEFAULT_WAIT_TIMEOUT",
     "HOOKS",
     "LEFT_RUNNING",
-    "RAW_SIGNAL",
     "SIGNALS",
     "CelerybaseWarning",
     "ExecutionInfo",
@@ -107,14 +106,17 @@ class HookRecorder:
         self.started = time.perf_counter()
         self.pid = os.getpid()
         self._lock = threading.Lock()
-        # Raw events appended from any thread, in order: hook calls (hook, task name, args,
-        # kwargs, time, thread) and signals (signal, task name, task id, signal kwargs,
-        # time, thread); an event from another process has its pid as a 7th item.  _calls
-        # holds the HookCall objects of the first _built events.
-        self._events: list[tuple[Any, ...]] = []
+        # Raw events, appended from any thread as RECORD_SIZE consecutive items (one flat
+        # list: no object per event for the garbage collector to track, and
+        # list.extend(tuple) is atomic): hook calls (hook, task name, args, kwargs, time,
+        # thread), signals as sent (signal, sender task, task id, state, time, thread) or
+        # resolved (signal, task name, task id, detail dict, time, thread); an event from
+        # another process has (thread name, pid) as its thread.  _calls holds the
+        # HookCall objects of the first _built events.
+        self._log: list[Any] = []
         self._calls: list[HookCall] = []
         self._built = 0
-        # The first _resolved events with RAW_SIGNAL ones resolved, and per thread the
+        # The first _resolved events, tracer signals resolved, and per thread the
         # executions started (task_prerun) and not yet ended (task_postrun) at that point.
         self._resolved_events: list[tuple[Any, ...]] = []
         self._resolved = 0
@@ -137,7 +139,7 @@ class HookRecorder:
         if LEFT_RUNNING and thread in LEFT_RUNNING:
             self.stray(thread)
         else:
-            self._events.append((*event, time.perf_counter(), thread))
+            self._log.extend((*event, time.perf_counter(), thread))
 
     def stray(self, thread: threading.Thread) -> None:
         """Count a record dropped because ``thread`` was left running by an earlier test."""
@@ -147,8 +149,14 @@ class HookRecorder:
 
     def add_remote(self, event: tuple[Any, ...]) -> None:
         """Record an event made in another process (a prefork worker's child), as sent:
-        ``(name, task name, ..., time, thread name, pid)``."""
-        self._events.append(event)
+        ``(name, task name, a, b, time, (thread name, pid))``."""
+        self._log.extend(event)
+
+    def _events_from(self, start: int) -> list[tuple[Any, ...]]:
+        """The raw events from the ``start``-th on, as tuples."""
+        log = self._log[start * RECORD_SIZE :]
+        end = len(log) - len(log) % RECORD_SIZE  # (extend is atomic: never needed)
+        return [tuple(log[i : i + RECORD_SIZE]) for i in range(0, end, RECORD_SIZE)]
 
     def _note_execution(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
         info = self.executions.get(task_id)
@@ -180,26 +188,27 @@ class HookRecorder:
     @property
     def calls(self) -> list[HookCall]:
         """Every hook call, in call order."""
-        if self._built < len(self._events):
+        if self._built * RECORD_SIZE < len(self._log):
             with self._lock:
-                events = self._events[self._built :]
+                events = self._events_from(self._built)
                 self._calls.extend(hook_call(e, self.pid) for e in events if e[0] in HOOK_PARAMS)
                 self._built += len(events)
         return self._calls
 
     def _resolved_list(self) -> list[tuple[Any, ...]]:
-        """Every event, with signals stored raw (``RAW_SIGNAL``) given a task name and id."""
-        if self._resolved < len(self._events):
+        """Every event, signals stored as sent given their task name and id."""
+        if self._resolved * RECORD_SIZE < len(self._log):
             with self._lock:
-                events = self._events[self._resolved :]
+                events = self._events_from(self._resolved)
                 self._resolved_events.extend(map(self._resolve, events))
                 self._resolved += len(events)
         return self._resolved_events
 
     def _resolve(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
-        if event[2] is not RAW_SIGNAL:
+        if isinstance(event[1], str) or event[0] in HOOK_PARAMS:
             return event
-        name, sender, _, (task_id, state), when, thread = event
+        # a tracer signal as sent: the sending task in place of its name
+        name, sender, task_id, state, when, thread = event
         task_name = str(getattr(sender, "name", None) or "")
         running = self._running.setdefault(thread, [])
         if name == "task_prerun":
@@ -243,7 +252,7 @@ class HookRecorder:
     def clear(self) -> None:
         """Forget every record made so far (executions and publications too)."""
         with self._lock:
-            self._events.clear()
+            self._log.clear()
             self._calls.clear()
             self._built = 0
             self._resolved_events.clear()
@@ -259,7 +268,7 @@ class HookRecorder:
         names of those that ran)."""
         return [
             e[3]
-            for e in list(self._events)
+            for e in self._events_from(0)
             if e[0] == COOPERATION
             and (task_name is None or e[1] == task_name)
             and (task_id is None or e[2] == task_id)
