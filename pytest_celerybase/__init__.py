@@ -11,27 +11,37 @@ from pytest_celerybase.assertions import (
     assert_hooks_not_called,
     hook_calls,
 )
+from pytest_celerybase.lifecycle import assert_hooks_cooperative, assert_lifecycle, timeline
 from pytest_celerybase.recorder import (
     HOOKS,
+    SIGNALS,
+    CelerybaseWarning,
     ExecutionInfo,
     HookCall,
     HookRecorder,
+    LifecycleEvent,
     NoActiveRecorderError,
     recording,
 )
 
 __all__ = [
     "HOOKS",
+    "SIGNALS",
+    "CelerybaseWarning",
     "ExecutionInfo",
     "HookCall",
     "HookRecorder",
+    "LifecycleEvent",
     "NoActiveRecorderError",
     "apply_and_raise",
     "assert_hooks_called",
     "assert_hooks_called_in_order",
+    "assert_hooks_cooperative",
     "assert_hooks_not_called",
+    "assert_lifecycle",
     "hook_calls",
     "recording",
+    "timeline",
 ]
 
 __version__ = "0.1.0"

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pytest_celerybase import _events
 from pytest_celerybase import recorder as _recorder
 from pytest_celerybase.recorder import HookCall, HookRecorder
 
@@ -101,11 +102,44 @@ def portable(call: HookCall) -> HookCall:
     return HookCall(**values)
 
 
-class _Outbox(list[Any]):
-    """A forwarding recorder's raw hook events: appending sends the built call."""
+def _portable_value(value: Any) -> Any:
+    if _picklable(value):
+        return value
+    if isinstance(value, BaseException):
+        from celery.utils.serialization import get_pickleable_exception
 
-    def append(self, event: Any) -> None:
-        send("hook", portable(_recorder.hook_call(event)))
+        return get_pickleable_exception(value)
+    return repr(value)
+
+
+# What a signal's keyword arguments say that the parent shows (state, exception).
+_SIGNAL_DETAIL = ("state", "exception", "reason", "exc")
+
+
+class _Outbox(list[Any]):
+    """A forwarding recorder's log: each event extended onto it is sent, as the parent
+    keeps events of another process: ``(name, task name, a, b, time, (thread, pid))``."""
+
+    def __init__(self, recorder: HookRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def extend(self, items: Any) -> None:
+        event = tuple(items)
+        recorder = self.recorder
+        name = event[0]
+        if name in _events.HOOK_PARAMS:
+            call = portable(_events.hook_call(event, recorder.pid))
+            a, b = call, None
+        elif name == _events.COOPERATION:
+            a, b = event[2], event[3]  # task id; hook and class names
+        else:  # a signal
+            event = recorder._resolve(event)
+            named = event[3] or {}
+            a = event[2]
+            b = {k: _portable_value(named[k]) for k in _SIGNAL_DETAIL if k in named}
+        thread = event[5]
+        send("event", (name, event[1], a, b, event[4], (thread.name, recorder.pid)))
 
 
 class ForwardingRecorder(HookRecorder):
@@ -113,7 +147,7 @@ class ForwardingRecorder(HookRecorder):
 
     def __init__(self, parent: HookRecorder) -> None:
         super().__init__(wait_timeout=parent.wait_timeout)
-        self._events = _Outbox()
+        self._log = _Outbox(self)
         # thread -> publications announced to the parent and not confirmed yet
         self._unconfirmed: dict[int, list[str]] = {}
 
@@ -142,8 +176,8 @@ class ForwardingRecorder(HookRecorder):
 
 
 # -- parent side -------------------------------------------------------------------------
-def _ingest_hook(rec: HookRecorder, call: HookCall) -> None:
-    rec.add_call(call)
+def _ingest_event(rec: HookRecorder, event: tuple[Any, ...]) -> None:
+    rec.add_remote(event)
 
 
 def _ingest_execution(rec: HookRecorder, payload: tuple[str, str, bool, bool]) -> None:
@@ -166,7 +200,7 @@ def _ingest_publish_failed(rec: HookRecorder, task_id: str) -> None:
 
 #: How the parent applies each kind of event to the test's recorder.
 INGESTERS: dict[str, Callable[[HookRecorder, Any], None]] = {
-    "hook": _ingest_hook,
+    "event": _ingest_event,
     "execution": _ingest_execution,
     "before_publish": _ingest_before_publish,
     "after_publish": _ingest_after_publish,

@@ -1,13 +1,14 @@
 """Everything the recorder changes in Celery, and how it is undone (no pytest import).
 
 While any recorder is active, ``celery.app.trace.build_tracer`` and ``trace_task`` (and
-the copies Celery's worker modules bound at import) are wrapped, and the publish signals
-have receivers.  Before a tracer is built for a task, the task instance's class is
-swapped for a generated subclass whose five hooks are data descriptors: Celery's tracer
-then sees every hook as overridden (``task_has_custom``), so plain ``@app.task`` tasks
-get their hooks called too, and every call is recorded before it reaches the real hook
-(or an instance-level override such as ``mocker.spy``).  :func:`restore_tasks` and
-:func:`uninstall` put classes, cached ``__trace__`` and module attributes back.
+the copies Celery's worker modules bound at import) are wrapped, and Celery's task signals
+are recorded (:mod:`pytest_celerybase._signals`).  Before a tracer is built for a task,
+the task instance's class is swapped for a generated subclass whose five hooks are data
+descriptors: Celery's tracer then sees every hook as overridden (``task_has_custom``), so
+plain ``@app.task`` tasks get their hooks called too, and every call is recorded before
+it reaches the real hook (or an instance-level override such as ``mocker.spy``).
+:func:`restore_tasks` and :func:`uninstall` put classes, cached ``__trace__`` and module
+attributes back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_celerybase.recorder import HOOKS, STACK
+from pytest_celerybase import _cooperative, _signals
+from pytest_celerybase.recorder import ACTIVE_THREADS, HOOKS, LEFT_RUNNING, STACK
 
 if TYPE_CHECKING:
     from pytest_celerybase.recorder import HookRecorder
@@ -37,17 +39,15 @@ _guard = threading.local()  # re-entrancy guard for instance-level hook override
 _overriding: list[tuple[int, str]] = []
 _clock = time.perf_counter
 _current_thread = threading.current_thread
+_get_ident = threading.get_ident
 
-_AFTER_PUBLISH_UID = "pytest_celerybase.instrument.after_publish"
-_BEFORE_PUBLISH_UID = "pytest_celerybase.instrument.before_publish"
 # Worker modules that bind ``from celery.app.trace import build_tracer/trace_task`` at
 # import: a copy bound while we were installed is our wrapper and must be undone.
 _BINDING_MODULES = ("celery.worker.consumer.consumer", "celery.worker.request")
 
 
 def install() -> None:
-    """Wrap Celery's tracer entry points and connect the publish receivers."""
-    from celery import signals
+    """Wrap Celery's tracer entry points and start recording its signals."""
     from celery.app import trace
 
     original_build = trace.build_tracer
@@ -56,21 +56,15 @@ def install() -> None:
     consumer = sys.modules.get("celery.worker.consumer.consumer")
     if consumer is not None and getattr(consumer, "build_tracer", None) is original_build:
         _patch(consumer, "build_tracer", trace.build_tracer)
-    signals.before_task_publish.connect(
-        _before_task_publish, weak=False, dispatch_uid=_BEFORE_PUBLISH_UID
-    )
-    signals.after_task_publish.connect(
-        _after_task_publish, weak=False, dispatch_uid=_AFTER_PUBLISH_UID
-    )
+    _signals.connect(_patch)
 
 
 def uninstall() -> None:
     """Undo :func:`install` (and any module copy of our wrappers bound meanwhile)."""
-    from celery import signals
     from celery.app import trace
 
-    signals.after_task_publish.disconnect(dispatch_uid=_AFTER_PUBLISH_UID)
-    signals.before_task_publish.disconnect(dispatch_uid=_BEFORE_PUBLISH_UID)
+    _signals.disconnect()
+    _cooperative.restore()
     wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
     originals: dict[str, Any] = {}
     while _patches:
@@ -90,38 +84,13 @@ def _patch(module: Any, name: str, value: Any) -> None:
     setattr(module, name, value)
 
 
-# -- publish signals ---------------------------------------------------------------------
-def _before_task_publish(
-    sender: Any = None, headers: Any = None, body: Any = None, **_: Any
-) -> None:
-    task_id = _task_id_of(headers, body)
-    if STACK and task_id is not None:
-        STACK[-1]._before_publish(task_id, str(sender))
-
-
-def _after_task_publish(
-    sender: Any = None, headers: Any = None, body: Any = None, **_: Any
-) -> None:
-    task_id = _task_id_of(headers, body)
-    if STACK and task_id is not None:
-        STACK[-1]._after_publish(task_id, str(sender))
-
-
-def _task_id_of(headers: Any, body: Any) -> str | None:
-    task_id = None
-    if isinstance(headers, dict):
-        task_id = headers.get("id")
-    if task_id is None and isinstance(body, dict):  # task protocol 1
-        task_id = body.get("id")
-    return None if task_id is None else str(task_id)
-
-
 # -- tracer wrappers ---------------------------------------------------------------------
 def _make_build_tracer(original: _Hook) -> _Hook:
     def build_tracer(name: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
         if not STACK:
             return original(name, task, *args, **kwargs)
-        instrument(task)
+        if type(task) not in _recording_classes:  # built per eager apply(): no call
+            instrument(task)
         tracer = original(name, task, *args, **kwargs)
         # build_tracer(name, task, loader, hostname, store_errors, Info, eager, propagate, ...)
         eager = kwargs.get("eager", args[4] if len(args) > 4 else False)
@@ -152,7 +121,7 @@ def _wrap_tracer(tracer: _Hook, name: str, eager: bool, propagate: bool) -> _Hoo
     # for) and propagating eager runs (explained in failure hints).
     def traced(uuid: Any, args: Any, kwargs: Any, request: Any = None) -> Any:
         recorder = STACK[-1] if STACK else None
-        if recorder is None:
+        if recorder is None or (LEFT_RUNNING and _current_thread() in LEFT_RUNNING):
             return tracer(uuid, args, kwargs, request)
         task_id = str(uuid)
         recorder._execution_started(task_id, name, eager, propagate)
@@ -188,7 +157,7 @@ def instrument(task: Any) -> None:
         if cls in _recording_classes or not STACK:
             return
         recorder = STACK[-1]
-        sub = _recording_subclass(cls)
+        sub = _recording_subclass(cls, recorder)
         saved_trace = task.__dict__.get("__trace__", _MISSING)
         recorder._instrumented[id(task)] = (task, cls, saved_trace)
         task.__class__ = sub
@@ -208,6 +177,7 @@ def restore_tasks(recorder: HookRecorder) -> None:
             else:
                 task.__dict__["__trace__"] = saved_trace
         recorder._instrumented.clear()
+    _cooperative.restore(recorder)
 
 
 def is_recording_class(cls: type) -> bool:
@@ -215,7 +185,7 @@ def is_recording_class(cls: type) -> bool:
     return cls in _recording_classes
 
 
-def _recording_subclass(cls: type) -> type:
+def _recording_subclass(cls: type, recorder: HookRecorder) -> type:
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -223,8 +193,9 @@ def _recording_subclass(cls: type) -> type:
         "__celerybase_original__": cls,
     }
     sub = type(cls.__name__, (cls,), namespace)
+    chains = _cooperative.chains(cls, recorder)
     for hook in HOOKS:
-        setattr(sub, hook, _HookDescriptor(hook, sub))
+        setattr(sub, hook, _HookDescriptor(hook, sub, chains.get(hook)))
     _recording_classes.add(sub)
     return sub
 
@@ -238,11 +209,13 @@ class _HookDescriptor:
     left as the user set them when the original class is restored.
     """
 
-    __slots__ = ("cache", "hook", "owner")
+    __slots__ = ("cache", "chain", "hook", "owner")
 
-    def __init__(self, hook: str, owner: type) -> None:
+    def __init__(self, hook: str, owner: type, chain: tuple[type, ...] | None) -> None:
         self.hook = hook
         self.owner = owner
+        # The overriding classes when the hook has several (see _cooperative), else None.
+        self.chain = chain
         # Eager apply() builds a tracer (so reads every hook) per call: reuse the wrapper
         # while the hook it wraps is the same function.  Keyed by id(task): the subclass
         # owning this descriptor lives only while its tasks are instrumented.
@@ -261,6 +234,9 @@ class _HookDescriptor:
         if cached is not None and cached[0] is func:
             return cached[1]
         recorded = _hook_wrapper(hook, task, inner)
+        if self.chain is not None:
+            collect = _cooperative.collecting(hook, str(task.name), self.chain, _record_raw)
+            recorded = collect(recorded)
         self.cache[id(task)] = (func, recorded)
         return recorded
 
@@ -286,7 +262,11 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     def recorded(*args: Any, **kwargs: Any) -> Any:
         if STACK and not (_overriding and _guarded(key)):
             # HookRecorder.add_hook, inlined: this is the recorder's hot path.
-            STACK[-1]._events.append((hook, name, args, kwargs, _clock(), _current_thread()))
+            thread = ACTIVE_THREADS.get(_get_ident()) or _current_thread()
+            if LEFT_RUNNING and thread in LEFT_RUNNING:
+                STACK[-1].stray(thread)
+            else:
+                STACK[-1]._log.extend((hook, name, args, kwargs or None, _clock(), thread))
         return inner(*args, **kwargs)
 
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]
@@ -316,6 +296,11 @@ def _override_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
     recorded.__wrapped__ = inner  # type: ignore[attr-defined]
     recorded.__name__ = hook
     return recorded
+
+
+def _record_raw(event: tuple[Any, ...]) -> None:
+    if STACK:
+        STACK[-1].add(event)
 
 
 def _guarded(key: tuple[int, str]) -> bool:

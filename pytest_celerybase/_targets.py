@@ -12,9 +12,9 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_celerybase.recorder import HOOKS, HookRecorder, current_recorder
+from pytest_celerybase.recorder import HOOKS, SIGNALS, HookRecorder, current_recorder
 
-__all__ = ["Target", "check_hooks", "resolve"]
+__all__ = ["Target", "check_events", "check_hooks", "resolve", "settled"]
 
 
 @dataclass(slots=True)
@@ -61,6 +61,23 @@ def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None
         f"expected a Celery task, a registered task name (str) or a task result "
         f"(AsyncResult/EagerResult), got {type(task).__name__}: {task!r}"
     )
+
+
+def settled(task: Any, task_id: str | None) -> tuple[HookRecorder, Target]:
+    """The current recorder and the resolved target, once a live worker has finished it.
+
+    A live worker stores the result before ``on_success``/``after_return`` run: waiting
+    (bounded by ``celerybase_wait_timeout``) means the test needs no sleep.
+    """
+    __tracebackhide__ = True
+    recorder = current_recorder()
+    if task is None:
+        target = Target(None, task_id, f"execution {task_id}")
+    else:
+        target = resolve(task, task_id, recorder)
+    by_name = target.name if target.task_id is None else None
+    target.still_running = not recorder.wait_idle(by_name, target.task_id)
+    return recorder, target
 
 
 def is_task_proxy(obj: Any) -> bool:
@@ -123,26 +140,44 @@ def registered_names() -> list[str]:
 def check_hooks(hooks: Any, *, ordered: bool = True) -> list[str]:
     """``hooks`` as a list of valid hook names; ``TypeError``/``ValueError`` otherwise."""
     __tracebackhide__ = True
-    if ordered and isinstance(hooks, (AbstractSet, Mapping)):
+    return _check_names(hooks, HOOKS, "hooks", "hook", ordered=ordered)
+
+
+def check_events(events: Any) -> list[str]:
+    """``events`` as a list of hook and signal names; ``TypeError``/``ValueError`` otherwise."""
+    __tracebackhide__ = True
+    return _check_names(events, (*HOOKS, *SIGNALS), "events", "hook or signal", ordered=True)
+
+
+def _check_names(
+    names: Any, valid: tuple[str, ...], argname: str, what: str, *, ordered: bool
+) -> list[str]:
+    __tracebackhide__ = True
+    if ordered and isinstance(names, (AbstractSet, Mapping)):
         # A set has no order: the comparison would depend on string hashing.
         raise TypeError(
-            f"hooks must be a list of hook names in call order, got a "
-            f"{type(hooks).__name__} {hooks!r}, which has no order; write a list"
+            f"{argname} must be a list of {what} names in call order, got a "
+            f"{type(names).__name__} {names!r}, which has no order; write a list"
         )
-    if isinstance(hooks, str):
+    if isinstance(names, str):
         raise TypeError(
-            f"hooks must be a list of hook names, got the str {hooks!r}; write [{hooks!r}]"
+            f"{argname} must be a list of {what} names, got the str {names!r}; "
+            f"write [{names!r}]"
         )
-    if not isinstance(hooks, Iterable):
+    if not isinstance(names, Iterable):
         raise TypeError(
-            f"hooks must be a list of hook names, got {type(hooks).__name__}: {hooks!r}"
+            f"{argname} must be a list of {what} names, got {type(names).__name__}: {names!r}"
         )
-    names = list(hooks)
-    for name in names:
+    checked = list(names)
+    for name in checked:
         if not isinstance(name, str):
-            raise TypeError(f"hook names must be str, got {type(name).__name__} {name!r} in hooks")
-        if name not in HOOKS:
-            close = difflib.get_close_matches(name, HOOKS, n=1)
+            raise TypeError(
+                f"{what} names must be str, got {type(name).__name__} {name!r} in {argname}"
+            )
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown hook {name!r}{hint}; valid hooks are: {', '.join(HOOKS)}")
-    return names
+            raise ValueError(
+                f"unknown {what} {name!r}{hint}; valid {argname} are: {', '.join(valid)}"
+            )
+    return checked

@@ -8,11 +8,14 @@ and friends are imported inside fixtures and hooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import warnings
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
+from pytest_celerybase._report import format_timeline
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
@@ -26,10 +29,26 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sql_queries,
     sqlite_engine,
 )
-from pytest_celerybase.recorder import DEFAULT_WAIT_TIMEOUT, recording
+from pytest_celerybase.recorder import (
+    DEFAULT_WAIT_TIMEOUT,
+    LEFT_RUNNING,
+    CelerybaseWarning,
+    HookRecorder,
+    recording,
+)
+
+_STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("celerybase", "Celery custom task classes (pytest-celerybase)")
+    group.addoption(
+        "--celerybase-timeline",
+        action="store_true",
+        default=False,
+        help="add the 'celerybase timeline' section (hooks and signals per execution) to "
+        "the report of passing tests too (shown with -rA/-rP); failing tests always get it.",
+    )
     parser.addini(
         "celerybase_app",
         "Celery app used by eager_app/live_worker instead of a fresh one, as "
@@ -50,12 +69,66 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    recorder = item.stash.get(RECORDER_KEY, None)
+    wanted = report.failed or (
+        report.when == "call" and item.config.getoption("celerybase_timeline")
+    )
+    if recorder is not None and wanted:
+        text = format_timeline(recorder)
+        if text:
+            report.sections.append(("celerybase timeline", text))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    # Threads the test body starts; those still running after teardown were left running.
+    before = set(threading.enumerate())
+    try:
+        return (yield)
+    finally:
+        item.stash[_STARTED_KEY] = [t for t in threading.enumerate() if t not in before]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        recorder = item.stash.get(RECORDER_KEY, None)
+        if recorder is not None:
+            _warn_about_strays(item, recorder)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
     # Around setup, call and teardown: tasks run by fixtures are recorded too, and the
     # recorder is only undone after every fixture of the test has been torn down.
+    for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
+        del LEFT_RUNNING[thread]
     with recording(wait_timeout=wait_timeout(item.config)) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)
         finally:
             del item.stash[RECORDER_KEY]
+            for thread in item.stash.get(_STARTED_KEY, ()):
+                if thread.is_alive():
+                    LEFT_RUNNING[thread] = item.nodeid
+
+
+def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
+    path, lineno, _ = item.location
+    for (thread, test), count in recorder.strays.items():
+        warnings.warn_explicit(
+            f"{count} hook/signal record(s) came from thread {thread!r}, which {test} "
+            "started and left running; they were not recorded for this test. Join the "
+            "threads a test starts before it ends.",
+            CelerybaseWarning,
+            filename=str(item.config.rootpath / path),
+            lineno=(lineno or 0) + 1,
+        )

@@ -14,17 +14,35 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pytest_celerybase._events import (
+    COOPERATION,
+    HOOK_PARAMS,
+    HOOKS,
+    RAN,
+    RECORD_SIZE,
+    SIGNALS,
+    HookCall,
+    LifecycleEvent,
+    causal_order,
+    hook_call,
+    lifecycle_event,
+)
 from pytest_celerybase._inflight import InFlight
 
 __all__ = [
+    "ACTIVE_THREADS",
     "DEFAULT_WAIT_TIMEOUT",
     "HOOKS",
+    "LEFT_RUNNING",
+    "SIGNALS",
+    "CelerybaseWarning",
     "ExecutionInfo",
     "HookCall",
     "HookRecorder",
+    "LifecycleEvent",
     "NoActiveRecorderError",
     "Publication",
     "activate",
@@ -33,54 +51,18 @@ __all__ = [
     "recording",
 ]
 
-#: The lifecycle hooks of :class:`celery.Task`, in the order Celery documents them.
-HOOKS: tuple[str, ...] = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
+_LIFECYCLE = frozenset(HOOKS) | frozenset(SIGNALS)
 
 #: Seconds a hook assertion waits for a live worker to finish a task, unless configured.
 DEFAULT_WAIT_TIMEOUT = 10.0
-
-# Positional parameter names of each hook (after ``self``), as Celery calls them.
-HOOK_PARAMS: dict[str, tuple[str, ...]] = {
-    "before_start": ("task_id", "args", "kwargs"),
-    "on_success": ("retval", "task_id", "args", "kwargs"),
-    "on_failure": ("exc", "task_id", "args", "kwargs", "einfo"),
-    "on_retry": ("exc", "task_id", "args", "kwargs", "einfo"),
-    "after_return": ("status", "retval", "task_id", "args", "kwargs", "einfo"),
-}
 
 
 class NoActiveRecorderError(RuntimeError):
     """Raised when hook records are asked for outside a recording test."""
 
 
-@dataclass(slots=True)
-class HookCall:
-    """One call of a lifecycle hook.
-
-    ``retval`` is set for ``on_success`` and ``after_return``, ``exc`` and ``einfo`` for
-    ``on_failure`` and ``on_retry``, ``status`` (the Celery state) for ``after_return``.
-    """
-
-    hook: str
-    task_name: str
-    task_id: str | None
-    args: Any = None
-    kwargs: Any = None
-    retval: Any = None
-    exc: BaseException | None = None
-    status: str | None = None
-    einfo: Any = field(default=None, repr=False, compare=False)
-    thread: str = field(default="", repr=False, compare=False)
-    #: The process that ran the hook (a prefork worker's child, or the test process).
-    pid: int = field(default=0, repr=False, compare=False)
-
-    def describe(self) -> str:
-        """Short human form used in failure messages, e.g. ``on_failure(ValueError('x'))``."""
-        if self.hook in ("on_failure", "on_retry") and self.exc is not None:
-            return f"{self.hook}({self.exc!r})"
-        if self.hook == "after_return" and self.status is not None:
-            return f"{self.hook}({self.status})"
-        return self.hook
+class CelerybaseWarning(UserWarning):
+    """A test's records were affected by something outside it (see the message)."""
 
 
 @dataclass(slots=True)
@@ -102,45 +84,6 @@ class Publication:
     task_name: str
 
 
-_pid = os.getpid()
-
-
-def _refresh_pid() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_refresh_pid)
-
-
-def hook_call(event: tuple[Any, ...] | HookCall) -> HookCall:
-    """Build the :class:`HookCall` of a raw hook event (see :meth:`HookRecorder.add_hook`).
-
-    Raw events are built in the process that recorded them, so ``pid`` is this one's; a
-    call that came from a worker child (:meth:`HookRecorder.add_call`) is kept as it is.
-    """
-    if isinstance(event, HookCall):
-        return event
-    hook, task_name, args, kwargs, _, thread = event
-    values = dict(zip(HOOK_PARAMS[hook], args, strict=False))
-    if kwargs:
-        values.update(kwargs)
-    task_id = values.get("task_id")
-    return HookCall(
-        hook,
-        task_name,
-        None if task_id is None else str(task_id),
-        values.get("args"),
-        values.get("kwargs"),
-        values.get("retval"),
-        values.get("exc"),
-        values.get("status"),
-        values.get("einfo"),
-        thread.name,
-        _pid,
-    )
-
-
 class HookRecorder:
     """The hook calls of one test (or one ``with recording():`` block).
 
@@ -158,13 +101,29 @@ class HookRecorder:
         self.wait_timeout = wait_timeout
         #: Tasks queued for or running on an in-process worker.
         self.inflight = InFlight()
+        #: ``time.perf_counter()`` when the recording began (``LifecycleEvent.time`` is
+        #: relative to it) and the process it records in.
+        self.started = time.perf_counter()
+        self.pid = os.getpid()
         self._lock = threading.Lock()
-        # Raw hook calls (hook, task name, args, kwargs, time, thread), appended from any
-        # thread by the instrumented hooks; _calls holds the first _built of them as
-        # HookCall objects.
-        self._events: list[tuple[Any, ...] | HookCall] = []
+        # Raw events, appended from any thread as RECORD_SIZE consecutive items (one flat
+        # list: no object per event for the garbage collector to track, and
+        # list.extend(tuple) is atomic): hook calls (hook, task name, args, kwargs, time,
+        # thread), signals as sent (signal, sender task, task id, state, time, thread) or
+        # resolved (signal, task name, task id, detail dict, time, thread); an event from
+        # another process has (thread name, pid) as its thread.  _calls holds the
+        # HookCall objects of the first _built events.
+        self._log: list[Any] = []
         self._calls: list[HookCall] = []
         self._built = 0
+        # The first _resolved events, tracer signals resolved, and per thread the
+        # executions started (task_prerun) and not yet ended (task_postrun) at that point.
+        self._resolved_events: list[tuple[Any, ...]] = []
+        self._resolved = 0
+        self._running: dict[Any, list[tuple[str, Any]]] = {}
+        #: Records dropped because they came from a thread an earlier test left running:
+        #: (thread name, that test's id) -> how many.
+        self.strays: dict[tuple[str, str], int] = {}
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self._instrumented: dict[int, tuple[Any, type, Any]] = {}
@@ -172,12 +131,32 @@ class HookRecorder:
     # -- recording (called by the instrumentation, from any thread) ------------------------
     def add_hook(self, hook: str, task_name: str, args: tuple[Any, ...], kwargs: Any) -> None:
         """Record one call of ``hook`` with the arguments Celery passed to it."""
-        self._events.append((hook, task_name, args, kwargs, time.perf_counter(),
-                             threading.current_thread()))  # fmt: skip
+        self.add((hook, task_name, args, kwargs))
 
-    def add_call(self, call: HookCall) -> None:
-        """Record a hook call made elsewhere (a prefork worker's child), as it is."""
-        self._events.append(call)
+    def add(self, event: tuple[Any, ...]) -> None:
+        """Record a raw event (name, task name, ...) made now in this thread."""
+        thread = threading.current_thread()
+        if LEFT_RUNNING and thread in LEFT_RUNNING:
+            self.stray(thread)
+        else:
+            self._log.extend((*event, time.perf_counter(), thread))
+
+    def stray(self, thread: threading.Thread) -> None:
+        """Count a record dropped because ``thread`` was left running by an earlier test."""
+        key = (thread.name, LEFT_RUNNING.get(thread, "?"))
+        with self._lock:
+            self.strays[key] = self.strays.get(key, 0) + 1
+
+    def add_remote(self, event: tuple[Any, ...]) -> None:
+        """Record an event made in another process (a prefork worker's child), as sent:
+        ``(name, task name, a, b, time, (thread name, pid))``."""
+        self._log.extend(event)
+
+    def _events_from(self, start: int) -> list[tuple[Any, ...]]:
+        """The raw events from the ``start``-th on, as tuples."""
+        log = self._log[start * RECORD_SIZE :]
+        end = len(log) - len(log) % RECORD_SIZE  # (extend is atomic: never needed)
+        return [tuple(log[i : i + RECORD_SIZE]) for i in range(0, end, RECORD_SIZE)]
 
     def _note_execution(self, task_id: str, name: str, eager: bool, propagate: bool) -> None:
         info = self.executions.get(task_id)
@@ -202,15 +181,60 @@ class HookRecorder:
         self.inflight.published(task_id, name)
 
     # -- queries ---------------------------------------------------------------------
+    def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> None:
+        """Record one Celery signal sent for a task, with the keyword arguments it carried."""
+        self.add((signal, task_name, task_id, named))
+
     @property
     def calls(self) -> list[HookCall]:
         """Every hook call, in call order."""
-        if self._built < len(self._events):
+        if self._built * RECORD_SIZE < len(self._log):
             with self._lock:
-                events = self._events[self._built :]
-                self._calls.extend(hook_call(e) for e in events)
+                events = self._events_from(self._built)
+                self._calls.extend(hook_call(e, self.pid) for e in events if e[0] in HOOK_PARAMS)
                 self._built += len(events)
         return self._calls
+
+    def _resolved_list(self) -> list[tuple[Any, ...]]:
+        """Every event, signals stored as sent given their task name and id."""
+        if self._resolved * RECORD_SIZE < len(self._log):
+            with self._lock:
+                events = self._events_from(self._resolved)
+                self._resolved_events.extend(map(self._resolve, events))
+                self._resolved += len(events)
+        return self._resolved_events
+
+    def _resolve(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
+        if isinstance(event[1], str) or event[0] in HOOK_PARAMS:
+            return event
+        # a tracer signal as sent: the sending task in place of its name
+        name, sender, task_id, state, when, thread = event
+        task_name = str(getattr(sender, "name", None) or "")
+        running = self._running.setdefault(thread, [])
+        if name == "task_prerun":
+            running.append((task_name, task_id))
+        elif name == "task_postrun":
+            for i in range(len(running) - 1, -1, -1):
+                if running[i] == (task_name, task_id):
+                    del running[i]
+                    break
+        elif running and running[-1][0] == task_name:  # task_success: the innermost run
+            task_id = running[-1][1]
+        named = {} if state is None else {"state": state}
+        return (name, task_name, None if task_id is None else str(task_id), named, when, thread)
+
+    def events_for(
+        self, task_name: str | None = None, task_id: str | None = None
+    ) -> list[LifecycleEvent]:
+        """The hook and signal events of a task name and/or task id (all with neither)."""
+        events = [
+            lifecycle_event(e, self.started, self.pid)
+            for e in list(self._resolved_list())
+            if (task_name is None or e[1] == task_name) and e[0] in _LIFECYCLE
+        ]
+        # A worker child's events arrive when the parent reads them: order by time.
+        events.sort(key=lambda e: e.time)
+        return [e for e in causal_order(events) if task_id is None or e.task_id == task_id]
 
     def calls_for(self, task_name: str | None = None, task_id: str | None = None) -> list[HookCall]:
         """The hook calls of one task name and/or one task id (all calls with neither)."""
@@ -228,11 +252,27 @@ class HookRecorder:
     def clear(self) -> None:
         """Forget every record made so far (executions and publications too)."""
         with self._lock:
-            self._events.clear()
+            self._log.clear()
             self._calls.clear()
             self._built = 0
+            self._resolved_events.clear()
+            self._resolved = 0
+            self._running.clear()
             self.executions.clear()
             self.published.clear()
+
+    def cooperation_for(
+        self, task_name: str | None, task_id: str | None = None
+    ) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Per hook call of a composed task class: (hook, names of the overriding classes,
+        names of those that ran)."""
+        return [
+            e[3]
+            for e in self._events_from(0)
+            if e[0] == COOPERATION
+            and (task_name is None or e[1] == task_name)
+            and (task_id is None or e[2] == task_id)
+        ]
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -244,6 +284,9 @@ class HookRecorder:
         """Names of the tasks with hook calls or executions recorded, first seen first."""
         seen = dict.fromkeys(c.task_name for c in list(self.calls))
         seen.update(dict.fromkeys(e.task_name for e in list(self.executions.values())))
+        # tasks that got this far without a hook (e.g. lost or rejected on a worker)
+        resolved = list(self._resolved_list())
+        seen.update(dict.fromkeys(e[1] for e in resolved if e[1] and e[0] in RAN))
         return list(seen)
 
     # -- live worker support ---------------------------------------------------------
@@ -272,6 +315,15 @@ class HookRecorder:
 
 
 # -- which recorder is active ------------------------------------------------------------
+# The thread objects of running threads by ident (CPython's threading keeps this map): a
+# dict lookup is much cheaper on the hot path than threading.current_thread(), which is
+# the fallback (threads not started by threading are not in it).
+ACTIVE_THREADS: dict[int, threading.Thread] = getattr(threading, "_active", {})
+
+#: Threads that a finished test left running, and that test's node id: what they record
+#: later is nobody's (the recorder counts it in ``strays`` and the plugin warns).
+LEFT_RUNNING: dict[threading.Thread, str] = {}
+
 #: Active recorders, innermost last.  Read without a lock on the hot path (a list read
 #: is atomic); changed under _lock.
 STACK: list[HookRecorder] = []

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pytest_celerybase._parity import PARITY, Scenario
 
-__all__ = ["TABLE_END", "TABLE_START", "parse_table", "render_table"]
+__all__ = ["TABLE_END", "TABLE_START", "parse_table", "render_lifecycle_table", "render_table"]
 
 #: Marker comments around the table in a Markdown document.
 TABLE_START = "<!-- parity-table:start -->"
@@ -33,6 +33,20 @@ def render_table(scenarios: Sequence[Scenario] = PARITY) -> str:
         for s in scenarios
     ]
     return "\n".join([*_HEADER, *rows])
+
+
+def render_lifecycle_table(scenarios: Sequence[Scenario] = PARITY) -> str:
+    """The Markdown table of each scenario's hooks and signals, eager and on a worker."""
+    rows = [
+        f"| {s.title} | {', '.join(s.eager.lifecycle) or '(none)'} "
+        f"| {', '.join(s.worker.lifecycle) or '(none)'} |"
+        for s in scenarios
+    ]
+    header = (
+        "| Scenario | Eager: hooks and signals | Worker: hooks and signals |",
+        "|---|---|---|",
+    )
+    return "\n".join([*header, *rows])
 
 
 def parse_table(markdown: str) -> dict[str, tuple[str, str, str, str]]:
@@ -59,3 +73,5 @@ if __name__ == "__main__":
     print(TABLE_START)
     print(render_table())
     print(TABLE_END)
+    print()
+    print(render_lifecycle_table())

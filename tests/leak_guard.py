@@ -12,7 +12,8 @@ after teardown:
   ``celery.*`` module (the worker's consumer binds ``build_tracer`` at import);
 * the current and default app, Celery's shared-task finalizers and its "inside a
   worker" flag (``result.get()`` refuses to block when set);
-* the recorder's own globals (recorder stack, patches, recording classes, publish signal);
+* the recorder's own globals (recorder stack, patches, recording classes, the receivers of
+  every task signal, ``celery.app.trace.send_*``);
 * the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
@@ -42,6 +43,7 @@ import pytest
 from pytest_celerybase._celery_state import CeleryGlobals
 
 _TRACE_ATTRS = ("build_tracer", "trace_task")
+_HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
 _INSTRUMENT = "pytest_celerybase._instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
 _CHILD_GRACE = 0.5  # seconds a child process gets to exit after teardown
@@ -78,10 +80,12 @@ def take() -> Snapshot:
     v["recorder.STACK"] = tuple(recorder.STACK)
     v["_instrument._patches"] = tuple(_instrument._patches)
     v["_instrument._recording_classes"] = frozenset(_instrument._recording_classes)
-    for signal in ("before_task_publish", "after_task_publish"):
+    for signal in recorder.SIGNALS:
         v[f"{signal} receivers"] = tuple(
             key for key, _ in getattr(signals, signal).receivers
         )
+    for sender in ("send_prerun", "send_success", "send_postrun"):
+        v[f"celery.app.trace.{sender}"] = getattr(trace, sender, None)
     bindings = _bindings_module()
     if bindings is not None:
         v["pytest_celerybase._bindings"] = dict(bindings.snapshot())
@@ -216,6 +220,10 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
             problems.append(
                 f"task {name!r} of app {app.main!r} still has the recording class {type(task)!r}"
             )
+        for klass in type(task).__mro__:
+            for hook in _HOOKS:
+                if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
+                    problems.append(f"{klass.__qualname__}.{hook} is still wrapped by the recorder")
     new_children = sorted(after.children - before.children)
     if new_children:
         problems.append(
@@ -246,6 +254,9 @@ def restore(before: Snapshot) -> None:
     v = before.values
     for attr in _TRACE_ATTRS:
         setattr(trace, attr, v[f"celery.app.trace.{attr}"])
+    for sender in ("send_prerun", "send_success", "send_postrun"):
+        if v.get(f"celery.app.trace.{sender}") is not None:
+            setattr(trace, sender, v[f"celery.app.trace.{sender}"])
     for name, module in list(sys.modules.items()):
         if name.startswith("celery") and module is not None and name != trace.__name__:
             for attr in _TRACE_ATTRS:

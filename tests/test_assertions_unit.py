@@ -24,7 +24,7 @@ from pytest_celerybase import (
     hook_calls,
     recording,
 )
-from pytest_celerybase import assertions as asr
+from pytest_celerybase._messages import per_execution
 from pytest_celerybase.recorder import HookCall, HookRecorder
 
 SUCCESS = ["before_start", "on_success", "after_return"]
@@ -509,7 +509,7 @@ def test_per_execution_lines() -> None:
         HookCall("before_start", "b", None),
         HookCall("after_return", "a", "1", status="SUCCESS"),
     ]
-    assert asr._per_execution(calls) == [
+    assert per_execution(calls) == [
         "  1 [a]: before_start, after_return(SUCCESS)",
         "  None [b]: before_start",
     ]

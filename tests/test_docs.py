@@ -307,7 +307,54 @@ def test_troubleshooting_and_its_test_citations_agree() -> None:
     assert missing == []
 
 
-def test_reference_shows_the_hook_names() -> None:
+def test_reference_shows_the_hook_and_signal_names() -> None:
     # Written out in docs/reference/api.md (autodoc would show tuple's docstring).
     api = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
     assert f":value: {pytest_celerybase.HOOKS!r}" in api
+    assert f":value: {pytest_celerybase.SIGNALS!r}" in api
+
+
+# ------------------------------------------------------------------- timeline report
+TIMELINE_DEMOS = FAILURES / "timeline"
+_TIMES = re.compile(r"^ *\d+\.\d\d ms", re.M)
+
+
+def timeline_section(stdout: str) -> str:
+    """The 'celerybase timeline' section of a failure report, task ids masked."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "- celerybase timeline -" in line)
+    end = next(
+        i for i in range(start + 1, len(lines)) if lines[i].startswith(("=", "-", "_"))
+    )
+    return UUID.sub("<task-id>", "\n".join(lines[start:end])) + "\n"
+
+
+def test_timeline_report_is_real(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The how-to shows the section a failing test's report gets, pasted from a run: it
+    # must be what pytest prints now (times differ from run to run: compared masked).
+    demos = sorted(TIMELINE_DEMOS.glob("test_*.py"))
+    assert demos
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    problems = []
+    for path in demos:
+        shutil.copy(path, pytester.path / path.name)
+        result = pytester.runpytest_subprocess("-p", "celerybase", path.name)
+        result.assert_outcomes(failed=1)
+        actual = timeline_section(result.stdout.str())
+        expected_file = path.with_suffix(".txt")
+        if os.environ.get("UPDATE_DOC_OUTPUTS") == "1":
+            expected_file.write_text(actual, encoding="utf-8")
+            continue
+        expected = expected_file.read_text(encoding="utf-8") if expected_file.exists() else ""
+        if _TIMES.sub("<t> ms", actual) != _TIMES.sub("<t> ms", expected):
+            diff = difflib.unified_diff(
+                expected.splitlines(), actual.splitlines(),
+                str(expected_file.relative_to(ROOT)), "actual", lineterm="",
+            )
+            problems.append("\n".join(diff))
+    assert not problems, (
+        "the timeline report differs from the docs (if intended: "
+        "UPDATE_DOC_OUTPUTS=1 python -m pytest tests/test_docs.py):\n" + "\n".join(problems)
+    )

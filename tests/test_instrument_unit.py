@@ -25,6 +25,7 @@ from pytest_celerybase import _instrument
 from pytest_celerybase.recorder import (
     HOOK_PARAMS,
     HOOKS,
+    SIGNALS,
     STACK,
     ExecutionInfo,
     HookRecorder,
@@ -35,8 +36,7 @@ from pytest_celerybase.recorder import (
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]
-_AFTER_UID = "pytest_celerybase.instrument.after_publish"
-_BEFORE_UID = "pytest_celerybase.instrument.before_publish"
+_AFTER_UID = "pytest_celerybase.signals.after_task_publish"
 
 
 @contextmanager
@@ -592,17 +592,27 @@ def test_publish_signals_go_to_the_innermost_recorder() -> None:
     assert [(p.task_id, p.task_name) for p in r.published] == [("h1", "w"), ("b1", "w")]
 
 
-def test_publish_signals_are_connected_only_while_installed() -> None:
-    def uids(signal: Any) -> list[Any]:
-        return [key[0] for key, _ in signal.receivers]
+def test_signals_are_recorded_only_while_installed() -> None:
+    def ours() -> dict[str, int]:
+        return {
+            name: [key[0] for key, _ in getattr(signals, name).receivers].count(
+                f"pytest_celerybase.signals.{name}"
+            )
+            for name in SIGNALS
+        }
 
+    senders = ("send_prerun", "send_success", "send_postrun")
     with detached():
-        assert _BEFORE_UID not in uids(signals.before_task_publish)
+        originals = [getattr(trace, name) for name in senders]
+        assert set(ours().values()) == {0}
         with recording():
-            assert uids(signals.before_task_publish).count(_BEFORE_UID) == 1
-            assert uids(signals.after_task_publish).count(_AFTER_UID) == 1
-        assert _BEFORE_UID not in uids(signals.before_task_publish)
-        assert _AFTER_UID not in uids(signals.after_task_publish)
+            assert set(ours().values()) == {1}  # one receiver per signal, never two
+            with recording():
+                assert set(ours().values()) == {1}
+            for name, original in zip(senders, originals, strict=True):
+                assert getattr(trace, name).__wrapped__ is original
+        assert set(ours().values()) == {0}
+        assert [getattr(trace, name) for name in senders] == originals
 
 
 def test_request_module_copy_of_trace_task_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:

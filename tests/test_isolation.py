@@ -196,3 +196,52 @@ def test_outer(eager_app, pytester):
 """
     )
     run("-p", "pytester").assert_outcomes(passed=1)
+
+
+def test_a_thread_left_running_is_blamed_not_recorded(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # A thread the first test starts and leaves running calls a task during the second
+    # test: its hooks must not show in the second test's records, and the second test
+    # warns, naming the first.
+    pytester.makepyfile(
+        """
+import threading
+from pytest_celerybase import hook_calls, timeline
+
+go, stop, called = threading.Event(), threading.Event(), threading.Event()
+left = {}
+
+def test_a_leaves_a_thread(eager_app):
+    @eager_app.task(name="t.ping")
+    def ping():
+        return 1
+
+    def loop():
+        go.wait(10)
+        while not stop.is_set():
+            ping.apply()
+            called.set()
+
+    left["thread"] = threading.Thread(target=loop, name="pinger", daemon=True)
+    left["thread"].start()
+    ping.apply()
+    assert hook_calls("t.ping")
+
+def test_b_is_not_blamed(eager_app):
+    go.set()
+    assert called.wait(5)  # the thread called the task during this test
+    stop.set()
+    left["thread"].join(5)
+    assert hook_calls() == [] and timeline() == []
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    warning = (
+        "*CelerybaseWarning: * hook/signal record(s) came from thread 'pinger', which "
+        "test_a_thread_left_running_is_blamed_not_recorded.py::test_a_leaves_a_thread "
+        "started and left running; they were not recorded for this test. Join the "
+        "threads a test starts before it ends."
+    )
+    result.stdout.fnmatch_lines(["*warnings summary*", "*::test_b_is_not_blamed", warning])

@@ -17,9 +17,15 @@ import pytest
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 
-from pytest_celerybase import HookRecorder, assert_hooks_called, hook_calls
+from pytest_celerybase import HookRecorder, assert_hooks_called, hook_calls, timeline
 from pytest_celerybase._parity import PARITY, RAISED, Outcome, Scenario, known_difference
-from scripts.parity_table import TABLE_END, TABLE_START, parse_table, render_table
+from scripts.parity_table import (
+    TABLE_END,
+    TABLE_START,
+    parse_table,
+    render_lifecycle_table,
+    render_table,
+)
 from tests.conftest import RunPytest
 
 WAIT = 5.0  # bound on every wait: a broken worker fails the test instead of hanging it
@@ -28,7 +34,13 @@ WAIT = 5.0  # bound on every wait: a broken worker fails the test instead of han
 # ``Reject(requeue=False)`` (the task stays PENDING and get() would time out); 5.7 stores
 # FAILURE (celery#4222).  Hooks are the same on every version.
 REJECT_STORES_FAILURE = tuple(celery.VERSION[:2]) >= (5, 7)
-REJECT_WORKER_BEFORE_5_7 = Outcome(("before_start",), "PENDING", None)
+REJECT_WORKER_BEFORE_5_7 = Outcome(
+    ("before_start",),
+    "PENDING",
+    None,
+    ("before_task_publish", "after_task_publish", "task_received", "task_prerun",
+     "before_start", "task_postrun"),
+)  # fmt: skip
 
 
 class NotJSON:
@@ -41,7 +53,8 @@ def _measure(
     try:
         result = call()
     except Exception as exc:
-        return Outcome(tuple(c.hook for c in hook_calls(task)), RAISED, type(exc).__name__)
+        hooks = tuple(c.hook for c in hook_calls(task))
+        return Outcome(hooks, RAISED, type(exc).__name__, _lifecycle(task))
     if stores_result:
         result.get(timeout=WAIT, propagate=False)  # bounded; eager results are ready
     hooks = tuple(c.hook for c in hook_calls(task))  # waits for the worker to finish
@@ -53,7 +66,11 @@ def _measure(
         shown = type(value).__name__
     else:
         shown = None
-    return Outcome(hooks, state, shown)
+    return Outcome(hooks, state, shown, _lifecycle(task))
+
+
+def _lifecycle(task: Task) -> tuple[str, ...]:
+    return tuple(e.name for e in timeline(task))
 
 
 def run_success(app: Celery) -> Outcome:
@@ -242,6 +259,24 @@ def test_known_difference_names_the_row() -> None:
         ["before_start"], ["before_start", "on_failure", "after_return"], eager=False
     )
     assert back is not None and back.startswith("this is a known eager/worker difference")
+
+
+def test_known_difference_of_lifecycles() -> None:
+    raises = next(s for s in PARITY if s.key == "raises_propagating")
+    hint = known_difference(
+        raises.worker.lifecycle, raises.eager.lifecycle, eager=True, lifecycle=True
+    )
+    assert hint is not None and "'task_internal_error'" in hint and "'task_failure'" in hint
+    # the same sequences, compared as hooks: not a known difference
+    assert known_difference(raises.worker.lifecycle, raises.eager.lifecycle, eager=True) is None
+
+
+def test_lifecycle_table_renders_every_scenario() -> None:
+    table = render_lifecycle_table().splitlines()
+    assert len(table) == 2 + len(PARITY)
+    assert all(f"| {s.title} |" in table[i + 2] for i, s in enumerate(PARITY))
+    assert not any("task_received" in s.eager.lifecycle for s in PARITY)  # eager: never
+    assert all("task_received" in s.worker.lifecycle or s.worker.state == RAISED for s in PARITY)
 
 
 def test_eager_failure_message_names_the_worker_difference(

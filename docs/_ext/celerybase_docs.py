@@ -17,7 +17,8 @@ Directives that list what the plugin defines, as found at build time:
   constants named ``*_ENV`` holding a ``CELERYBASE_*`` name, documented by their ``#:``
   comment (``tests/test_docs.py`` checks no other ``CELERYBASE_*`` name is read).
 * ``celerybase-parity`` - the eager/worker table from ``pytest_celerybase._parity.PARITY``
-  (``:rows:`` picks scenarios by key, ``:columns: hooks`` leaves out the outcomes).
+  (``:rows:`` picks scenarios by key, ``:columns: hooks`` leaves out the outcomes,
+  ``:columns: lifecycle`` shows hooks and Celery signals in order).
 
 The ``celerybase-*`` directives emit reStructuredText (docstrings are reST): in a MyST
 page, use them inside an ``{eval-rst}`` block.  ``celerybase-parity`` works anywhere.
@@ -215,7 +216,7 @@ class ParityDirective(SphinxDirective):
 
     option_spec = {  # noqa: RUF012 - docutils' API
         "rows": directives.unchanged,
-        "columns": lambda arg: directives.choice(arg, ("all", "hooks")),
+        "columns": lambda arg: directives.choice(arg, ("all", "hooks", "lifecycle")),
     }
 
     def run(self) -> list[nodes.Node]:
@@ -232,6 +233,14 @@ class ParityDirective(SphinxDirective):
                     f"unknown parity rows {unknown}; valid keys: {', '.join(by_key)}"
                 )
             scenarios = [by_key[k] for k in keys]
+        if self.options.get("columns") == "lifecycle":
+            header = ["Scenario", "Eager: hooks and signals", "Worker: hooks and signals"]
+            rows = [
+                [s.title, ", ".join(s.eager.lifecycle) or "(none)",
+                 ", ".join(s.worker.lifecycle) or "(none)"]
+                for s in scenarios
+            ]
+            return [_table(header, rows, (20, 38, 42))]
         if self.options.get("columns") == "hooks":
             header = ["Scenario", "Eager hooks", "Worker hooks", "Note"]
             rows = [
