@@ -133,6 +133,18 @@ def test_marker_and_a_reference_base(eager_app, hook_recorder):
 
     assert ping.delay().get() == "pong"
     assert hook_recorder.hooks_for(ping.name) == ["before_start", "on_success", "after_return"]
+
+
+def test_sent_tasks(eager_app, sent_tasks):
+    from pytest_celerybase import assert_task_sent
+
+    @eager_app.task
+    def remind(user_id):
+        return user_id
+
+    remind.apply_async((7,), countdown=60)
+    assert_task_sent(remind, (7,), countdown=60)
+    assert [r.get() for r in sent_tasks.run()] == [7]
 EOF
 
 site=$(cd "$user" && "$vpy" -c 'import pytest_celerybase, os; print(os.path.dirname(pytest_celerybase.__file__))')

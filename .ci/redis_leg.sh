@@ -68,8 +68,8 @@ fi
 
 export CELERYBASE_BROKER_URL="redis://127.0.0.1:$port/0"
 echo "== CELERYBASE_BROKER_URL=$CELERYBASE_BROKER_URL python -m pytest -p celerybase" \
-    "tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py $*"
+    "tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py tests/test_sent_parity.py $*"
 status=0
 "$python" -m pytest -p celerybase tests/test_live_worker.py tests/test_parity.py \
-    tests/test_prefork.py "$@" || status=$?
+    tests/test_prefork.py tests/test_sent_parity.py "$@" || status=$?
 exit "$status"

@@ -27,6 +27,10 @@ absolute values behind each ratio are under ``"absolute"``.  What is measured:
   (interpreter + pytest start-up included, which dilutes the per-test cost).
   ``..._trivial_with_plugin`` compares the same trivial tests with and without the
   plugin loaded (the recorder's cost for a test that uses nothing).
+* ``sent_tasks_held_delay`` and ``sent_tasks_run``: run by ``benchmarks/sent_tasks.py``
+  (imported; see its docstring): a ``delay()`` held by ``sent_tasks`` vs a real
+  ``delay()`` publishing to the in-memory broker, and ``sent_tasks.run()`` of N held
+  messages vs N eager ``apply()`` calls; interleaved in-process blocks, thread CPU time.
 * ``live_worker_vs_celery_worker``: run by ``benchmarks/live_worker_startup.py`` (its own
   script, invoked as a subprocess; see its docstring): median per-test cost of one
   ``delay().get()`` through ``live_worker`` vs Celery's ``celery_app`` + ``celery_worker``.
@@ -56,10 +60,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sent_tasks import TARGETS as SENT_TASKS_TARGETS
+from sent_tasks import bench_sent_tasks
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 TARGETS = {
+    **SENT_TASKS_TARGETS,
     "recorder_overhead_ratio": 1.05,
     "eager_app_per_test_ratio": 2.0,
     "live_worker_vs_celery_worker_ratio": 0.05,
@@ -533,6 +541,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="celerybase-bench-") as tmp_name:
         tmp = Path(tmp_name)
         rec = timed("recorder_overhead", bench_recorder, 30 if quick else 200, 100)
+        sent = timed("sent_tasks", bench_sent_tasks, 9 if quick else 31, 200)
         eager = timed("eager_app_per_test", bench_eager_app, tmp, 3 if quick else 7, 200)
         startup = timed("startup", bench_startup, tmp, 10 if quick else 30)
         scale = timed("scale", bench_scale, tmp, 200, 2000, 1)
@@ -544,6 +553,8 @@ def main() -> None:
 
     figures: dict[str, Any] = {
         "recorder_overhead_ratio": _r(rec["custom_base"]["ratio"]),
+        "sent_tasks_held_delay_ratio": _r(sent["held_delay"]["ratio"]),
+        "sent_tasks_run_ratio": _r(sent["run"]["ratio"]),
         "recorder_overhead_ratio_logging_base": _r(rec["logging_base"]["ratio"]),
         "eager_app_per_test_ratio": _r(eager["ratio"]),
         "eager_app_per_test_wall_ratio": _r(eager["wall_ratio"]),
@@ -594,6 +605,18 @@ def main() -> None:
                 "loop_s": {k: _r(v, 4) for k, v in eager["loop_s"].items()},
                 "wall_s": {k: _r(v, 3) for k, v in eager["wall_s"].items()},
                 "per_test_ms": {k: _r(v, 3) for k, v in eager["per_test_ms"].items()},
+            },
+            "sent_tasks": {
+                "messages": sent["messages"],
+                "rounds": sent["rounds"],
+                "held_delay_us": {
+                    "real_delay_memory_broker": _r(sent["held_delay"]["base_us"], 1),
+                    "held_delay": _r(sent["held_delay"]["held_us"], 1),
+                },
+                "run_us": {
+                    "eager_apply": _r(sent["run"]["base_us"], 1),
+                    "sent_tasks_run": _r(sent["run"]["held_us"], 1),
+                },
             },
             "live_worker": live.get("raw") or live.get("note"),
             "startup": {

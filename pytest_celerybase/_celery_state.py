@@ -2,10 +2,11 @@
 
 Celery keeps, per process: the current app (thread-local) and the default app, the set
 of shared-task finalizers (``@shared_task``/``@app.task(shared=True)`` remember the task
-and register it on every app finalized later), and a flag saying "this process is inside
-a worker/task" (``result.get()`` refuses to block when it is set; a worker pool and eager
-``delay()`` set it).  :class:`CeleryGlobals` captures them; every module that changes
-them restores them through it.
+and register it on every app finalized later), a flag saying "this process is inside a
+worker/task" (``result.get()`` refuses to block when it is set; a worker pool and eager
+``delay()`` set it), and the worker's set of revoked task ids (a worker adds expired
+ones).  :class:`CeleryGlobals` captures them; every module that changes them restores
+them through it.
 """
 
 from __future__ import annotations
@@ -26,17 +27,26 @@ class CeleryGlobals:
     default_app: Any
     join_will_block: bool
     finalizers: frozenset[Any] | None
+    #: The worker's process-global set of revoked task ids (a worker adds expired ones).
+    revoked: frozenset[str] | None = None
 
     @classmethod
-    def save(cls, *, finalizers: bool = True) -> CeleryGlobals:
-        """Snapshot the globals (the finalizers only when ``finalizers`` is true)."""
+    def save(cls, *, finalizers: bool = True, revoked: bool = False) -> CeleryGlobals:
+        """Snapshot the globals (the finalizers only when ``finalizers`` is true, the
+        worker's revoked ids only when ``revoked`` is)."""
         from celery import _state
 
+        revoked_ids = None
+        if revoked:
+            from celery.worker import state as worker_state
+
+            revoked_ids = frozenset(worker_state.revoked)
         return cls(
             current_app=getattr(_state._tls, "current_app", None),
             default_app=_state.default_app,
             join_will_block=bool(_state.task_join_will_block()),
             finalizers=frozenset(_state._on_app_finalizers) if finalizers else None,
+            revoked=revoked_ids,
         )
 
     def restore(self) -> None:
@@ -49,6 +59,11 @@ class CeleryGlobals:
         if self.finalizers is not None:
             _state._on_app_finalizers.clear()
             _state._on_app_finalizers.update(self.finalizers)
+        if self.revoked is not None:
+            from celery.worker import state as worker_state
+
+            for task_id in frozenset(worker_state.revoked) - self.revoked:
+                worker_state.revoked.discard(task_id)
 
 
 @contextlib.contextmanager

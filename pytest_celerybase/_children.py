@@ -198,6 +198,12 @@ def _ingest_publish_failed(rec: HookRecorder, task_id: str) -> None:
     rec.inflight.finished(task_id)
 
 
+def _ingest_sent_task(rec: HookRecorder, message: Any) -> None:
+    from pytest_celerybase.outbox import record_from_child
+
+    record_from_child(message)
+
+
 #: How the parent applies each kind of event to the test's recorder.
 INGESTERS: dict[str, Callable[[HookRecorder, Any], None]] = {
     "event": _ingest_event,
@@ -205,6 +211,7 @@ INGESTERS: dict[str, Callable[[HookRecorder, Any], None]] = {
     "before_publish": _ingest_before_publish,
     "after_publish": _ingest_after_publish,
     "publish_failed": _ingest_publish_failed,
+    "sent_task": _ingest_sent_task,  # a task message sent by a task (sent_tasks)
 }
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pytest_celerybase._targets import Target
 from pytest_celerybase.recorder import HookCall, HookRecorder, LifecycleEvent
+
+if TYPE_CHECKING:
+    from pytest_celerybase.outbox import SentTask
 
 __all__ = ["mismatch_message", "per_execution"]
 
@@ -146,6 +149,13 @@ def _never_ran_hints(recorder: HookRecorder, target: Target) -> list[str]:
         if (target.name is None or p.task_name == target.name)
         and (target.task_id is None or p.task_id == target.task_id)
     ]
+    held = _held_messages(target)
+    if held:
+        return [
+            f"the task was sent {len(held)} time(s) during this test and the message is "
+            "held by sent_tasks, which runs nothing by itself: call sent_tasks.run() to "
+            "run the held messages the way a worker would"
+        ]
     if sent:
         return [
             f"the task was sent to a broker {len(sent)} time(s) during this test but never "
@@ -156,3 +166,18 @@ def _never_ran_hints(recorder: HookRecorder, target: Target) -> list[str]:
     if ran:
         return [f"the task never ran in this test; tasks that ran: {', '.join(ran)}"]
     return ["no task ran in this test at all"]
+
+
+def _held_messages(target: Target) -> list[SentTask]:
+    from pytest_celerybase.outbox import NoSentTasksError, current_sent_tasks
+
+    try:
+        pending = current_sent_tasks().pending
+    except NoSentTasksError:
+        return []
+    return [
+        m
+        for m in pending
+        if (target.name is None or m.name == target.name)
+        and (target.task_id is None or m.id == target.task_id)
+    ]

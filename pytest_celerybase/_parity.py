@@ -1,4 +1,5 @@
-"""Eager vs worker: what Celery does in each mode, as measured (no pytest, no Celery).
+"""Eager vs worker, held vs broker: what Celery does in each mode, as measured (no pytest,
+no Celery).
 
 :data:`PARITY` is the single source of the manual's "Eager vs worker" table, rendered
 from it when the manual is built (docs/explanation/eager-vs-worker.md):
@@ -6,6 +7,10 @@ from it when the manual is built (docs/explanation/eager-vs-worker.md):
 (``live_worker``, solo and threads pools) and fails when the measurement differs from
 the table; ``scripts/parity_table.py`` renders it as Markdown.  Hook assertions use
 :func:`known_difference` to say when a failure is one of these differences.
+
+:data:`HELD_PARITY` is the same for messages held by ``sent_tasks`` and run by
+``sent_tasks.run()`` vs messages sent to a broker and run by a worker, measured by
+``tests/test_sent_parity.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PARITY", "RAISED", "Outcome", "Scenario", "known_difference"]
+__all__ = [
+    "HELD_PARITY",
+    "PARITY",
+    "RAISED",
+    "HeldScenario",
+    "Outcome",
+    "Scenario",
+    "known_difference",
+]
 
 #: Where the manual shows the table (checked by scripts/check_readme_links.py).
 _TABLE_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/explanation/eager-vs-worker.html"
@@ -166,6 +179,55 @@ PARITY: tuple[Scenario, ...] = (
         "`apply()` never serializes: it accepts what a worker's publish rejects",
     ),
 )
+
+@dataclass(frozen=True)
+class HeldScenario:
+    """One row: what happens to a message held by ``sent_tasks`` and run by ``run()``,
+    what happens to it on a real broker with a worker, and why they differ."""
+
+    key: str
+    title: str
+    held: str
+    broker: str
+    note: str
+
+
+#: The measured held-vs-broker table (Celery 5.7, memory broker and solo worker).
+HELD_PARITY: tuple[HeldScenario, ...] = (
+    HeldScenario(
+        "countdown", "`apply_async(countdown=0.5)`",
+        "ran before its eta", "ran after its eta",
+        "`run()` does not wait for an ETA (nor a retry's countdown): assert it with "
+        "`assert_task_sent(..., countdown=...)`",
+    ),
+    HeldScenario(
+        "unconsumed_queue", "sent to a queue no worker consumes (`queue='elsewhere'`)",
+        "SUCCESS", "PENDING, never ran",
+        "no broker-side routing: `run()` runs every held message whatever its queue, a "
+        "worker only its own queues (`-Q`); assert `queue=` to catch a routing mistake",
+    ),
+    HeldScenario(
+        "reject_requeue", "`acks_late=True`, raises `Reject(requeue=True)` once",
+        "REJECTED, ran 1 time", "SUCCESS, ran 2 times",
+        "no broker, no ack: a requeued (or unacknowledged) message is not delivered "
+        "again; `run()` returns REJECTED (nothing is stored)",
+    ),
+    HeldScenario(
+        "refused_serializer", "sent as pickle, the app accepts only JSON",
+        "`run()` raises ContentDisallowed", "PENDING, never ran",
+        "the same refusal: a worker logs it and drops the message, `run()` raises it",
+    ),
+    HeldScenario(
+        "expired", "`expires` passed before it runs",
+        "REVOKED, never ran", "REVOKED, never ran",
+        "same (`task_revoked` with `expired=True`)",
+    ),
+    HeldScenario(
+        "chain_and_link", "chain of three, `link` callback on the last",
+        "SUCCESS: 112, 4 tasks ran", "SUCCESS: 112, 4 tasks ran",
+        "same: each step and the callback is a new message, held and run in turn",
+    ),
+)  # fmt: skip
 
 
 def known_difference(

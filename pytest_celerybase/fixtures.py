@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from pytest_celerybase._sql_capture import SQLQueries
     from pytest_celerybase.bases.sinks import MemorySink
+    from pytest_celerybase.outbox import SentTasks
     from pytest_celerybase.worker import LiveWorker
 
 __all__ = [
@@ -46,9 +47,13 @@ __all__ = [
     "http_stub",
     "live_worker",
     "metrics_sink",
+    "sent_tasks",
     "sql_queries",
     "sqlite_engine",
 ]
+
+# Fixtures running a worker in the test process: with one, sent_tasks delivers.
+_WORKER_FIXTURES = frozenset({"live_worker", "celery_worker", "celery_session_worker"})
 
 #: Where the plugin keeps the recorder of the test being run (``item.stash``).
 RECORDER_KEY = pytest.StashKey[HookRecorder]()
@@ -108,6 +113,9 @@ def live_worker(
     from pytest_celerybase.worker import LiveWorker, live_defaults
 
     settings, options, app = live_worker_setup(request, celerybase_config)
+    if "sent_tasks" in request.fixturenames:
+        # Recording before the worker starts: prefork children forked now inherit it.
+        request.getfixturevalue("sent_tasks")
     with isolated_app(app, settings, defaults=live_defaults()) as configured:
         worker = LiveWorker.from_options(configured, options)
         # Publications of the worker's tasks count as in flight until it has run them,
@@ -120,6 +128,27 @@ def live_worker(
             hook_recorder.watch_worker_tasks(None)
 
 _UNREQUESTED_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/how-to/http.html#unrequested"
+
+
+@pytest.fixture
+def sent_tasks(request: pytest.FixtureRequest) -> Iterator[SentTasks]:
+    """Every task message sent during the test, held instead of delivered or run.
+
+    ``delay``, ``apply_async``, ``send_task``, signatures and canvas, from any app in the
+    process (``eager_app``'s publishes instead of running eagerly while this is active);
+    each message is built for real, so what a worker could not receive fails at send
+    time.  A sequence of ``SentTask`` (``name``, ``args``, ``kwargs``, ``options``,
+    ``eta``, ``queue``...) with ``.assert_task_sent(...)``, ``.assert_task_not_sent(...)``,
+    ``.filter(...)``, ``.pending``, ``.clear()`` and ``.run()``, which runs the held
+    messages the way a worker would.  With an in-process worker in the test
+    (``live_worker``, or Celery's ``celery_worker``/``celery_session_worker``) the
+    messages are recorded and delivered to it instead.
+    """
+    from pytest_celerybase.outbox import capture_sent_tasks
+
+    delivering = _WORKER_FIXTURES.intersection(request.fixturenames)
+    with capture_sent_tasks(hold=not delivering) as sent:
+        yield sent
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     http_stub,
     live_worker,
     metrics_sink,
+    sent_tasks,
     sql_queries,
     sqlite_engine,
 )

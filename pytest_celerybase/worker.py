@@ -215,7 +215,7 @@ class LiveWorker:
         # Celery's worker finds tasks through the current app (trace_task_ret), which is
         # the default app in the worker's threads: make it this app while running.  The
         # finalizers are the test's business (a task declared meanwhile stays declared).
-        self._saved_globals = CeleryGlobals.save(finalizers=False)
+        self._saved_globals = CeleryGlobals.save(finalizers=False, revoked=True)
         self.app.set_current()
         self.app.set_default()
         if self._prefork is not None:

@@ -14,6 +14,9 @@ after teardown:
   worker" flag (``result.get()`` refuses to block when set);
 * the recorder's own globals (recorder stack, patches, recording classes, the receivers of
   every task signal, ``celery.app.trace.send_*``);
+* the outbox's (``sent_tasks``): ``Celery.send_task``, ``Settings.task_always_eager``, the
+  ``on_task_call`` of every live app's result backend, its stack and patches, and the
+  worker's process-global set of revoked task ids (``run()`` checks expiry with it);
 * the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
@@ -67,13 +70,19 @@ def _identity(value: Any) -> Any:
 
 def take() -> Snapshot:
     """Snapshot the state the guard checks (imports Celery and requests if needed)."""
-    from celery import _state, signals
+    from celery import Celery, _state, signals
     from celery.app import trace
+    from celery.app.utils import Settings
 
-    from pytest_celerybase import _instrument, recorder
+    from pytest_celerybase import _holding, _instrument, recorder
 
     snap = Snapshot()
     v = snap.values
+    v["celery.Celery.send_task"] = Celery.send_task
+    v["celery.app.utils.Settings.task_always_eager"] = Settings.__dict__.get("task_always_eager")
+    v["_holding.STACK"] = tuple(_holding.STACK)
+    v["_holding._patches"] = tuple(_holding._patches)
+    v["_holding._muted"] = tuple(_holding._muted)
     for attr in _TRACE_ATTRS:
         v[f"celery.app.trace.{attr}"] = getattr(trace, attr)
     v["celery globals"] = CeleryGlobals.save()
@@ -99,7 +108,13 @@ def take() -> Snapshot:
     if worker_state is not None:
         v["celery.worker.state.should_stop"] = worker_state.should_stop
         v["celery.worker.state.should_terminate"] = worker_state.should_terminate
+        v["celery.worker.state.revoked"] = frozenset(worker_state.revoked)
     snap.apps = list(_state._get_active_apps())
+    v["result backends with on_task_call replaced"] = tuple(
+        app.main
+        for app in snap.apps
+        if "on_task_call" in getattr(app.__dict__.get("_backend"), "__dict__", {})
+    )
     for app in snap.apps:
         for name, task in list(app._tasks.items()):
             snap.tasks[(id(app), name)] = (task, type(task), task.__dict__.get("__trace__"))
@@ -252,6 +267,7 @@ def restore(before: Snapshot) -> None:
     from celery.app import trace
 
     v = before.values
+    _restore_outbox(v)
     for attr in _TRACE_ATTRS:
         setattr(trace, attr, v[f"celery.app.trace.{attr}"])
     for sender in ("send_prerun", "send_success", "send_postrun"):
@@ -285,6 +301,36 @@ def restore(before: Snapshot) -> None:
         original = type(task).__dict__.get("__celerybase_original__")
         if original is not None:
             task.__class__ = original
+
+
+def _restore_outbox(v: dict[str, Any]) -> None:
+    from celery import Celery, _state
+    from celery.app.utils import Settings
+
+    from pytest_celerybase import _holding
+
+    Celery.send_task = v["celery.Celery.send_task"]
+    if v["celery.app.utils.Settings.task_always_eager"] is None:
+        if "task_always_eager" in Settings.__dict__:
+            del Settings.task_always_eager
+    else:
+        Settings.task_always_eager = v["celery.app.utils.Settings.task_always_eager"]
+    if not v["_holding.STACK"]:
+        from celery import signals
+
+        signals.before_task_publish.disconnect(dispatch_uid=_holding._BEFORE_UID)
+        signals.after_task_publish.disconnect(dispatch_uid=_holding._AFTER_UID)
+    _holding.STACK[:] = v["_holding.STACK"]
+    _holding._patches[:] = v["_holding._patches"]
+    _holding._muted[:] = v["_holding._muted"]
+    for app in list(_state._get_active_apps()):
+        backend = app.__dict__.get("_backend")
+        if app.main not in v["result backends with on_task_call replaced"]:
+            getattr(backend, "__dict__", {}).pop("on_task_call", None)
+    worker_state = sys.modules.get("celery.worker.state")
+    if worker_state is not None and "celery.worker.state.revoked" in v:
+        for task_id in frozenset(worker_state.revoked) - v["celery.worker.state.revoked"]:
+            worker_state.revoked.discard(task_id)
 
 
 def _wait_for_threads(before: Snapshot) -> None:

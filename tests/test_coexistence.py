@@ -202,3 +202,24 @@ def test_runs_under_xdist(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyP
     result = pytester.runpytest_subprocess("-p", "xdist.plugin", "-p", "celerybase", "-n", "2")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*2 workers*"])
+
+
+def test_sent_tasks_delivers_to_celerys_own_worker(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makeconftest(WORKER_CONFTEST)
+    pytester.makepyfile(
+        """
+from pytest_celerybase import assert_task_sent
+
+def test_worker(celery_app, celery_worker, quick_stop, sent_tasks):
+    @celery_app.task
+    def mul(x, y):
+        return x * y
+    celery_worker.reload()
+    assert mul.delay(4, 4).get(timeout=10, interval=0.01) == 16  # delivered, not held
+    assert sent_tasks.holding is False
+    assert_task_sent(mul, (4, 4))
+"""
+    )
+    run(*BOTH).assert_outcomes(passed=1)

@@ -305,3 +305,62 @@ def test_2_clean():
         ]
     )
     assert leak_guard.child_processes() == []
+
+
+def test_restored_after_sent_tasks_tests_end_badly(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        USES_EVERYTHING
+        + """
+from celery import chain
+
+def test_1_fails_with_messages_held(eager_app, sent_tasks, sqlite_engine):
+    work = use_everything(eager_app, sqlite_engine)
+    chain(work.s(1), work.s()).delay()
+    raise AssertionError("the test fails with messages still held")
+
+def test_2_fails_inside_run(eager_app, sent_tasks):
+    work = use_everything(eager_app)
+    eager_app.send_task("guard.unknown")
+    sent_tasks.run()
+
+def test_3_next_test_runs_eagerly(eager_app):
+    work = use_everything(eager_app)
+    assert type(work.delay(2)).__name__ == "EagerResult"
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(failed=2, passed=1)
+    _assert_no_leak(result)
+
+
+def test_guard_sees_an_outbox_left_active(pytester: pytest.Pytester, run: RunPytest) -> None:
+    pytester.makepyfile(
+        """
+from pytest_celerybase import _holding
+from pytest_celerybase.outbox import SentTasks
+
+def test_1_leaves_the_outbox_active(eager_app):
+    _holding.activate(SentTasks())
+
+def test_2_clean(eager_app):
+    @eager_app.task
+    def add(x, y):
+        return x + y
+    assert add.delay(1, 2).get() == 3
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_1_leaves_the_outbox_active*",
+            "  - celery.Celery.send_task: <function Celery.send_task *> -> <function "
+            "_make_send_task.<locals>.send_task *>",
+            "  - celery.app.utils.Settings.task_always_eager: None -> <property *>",
+            "  - _holding.STACK: () -> (<SentTasks 0 sent, 0 held: ->,)",
+            "  - before_task_publish receivers: (*) -> (*'pytest_celerybase.holding.before_"
+            "publish'*)",
+        ]
+    )

@@ -19,6 +19,8 @@ Directives that list what the plugin defines, as found at build time:
 * ``celerybase-parity`` - the eager/worker table from ``pytest_celerybase._parity.PARITY``
   (``:rows:`` picks scenarios by key, ``:columns: hooks`` leaves out the outcomes,
   ``:columns: lifecycle`` shows hooks and Celery signals in order).
+* ``celerybase-held-parity`` - the held (``sent_tasks``) vs broker table from
+  ``pytest_celerybase._parity.HELD_PARITY``.
 
 The ``celerybase-*`` directives emit reStructuredText (docstrings are reST): in a MyST
 page, use them inside an ``{eval-rst}`` block.  ``celerybase-parity`` works anywhere.
@@ -258,6 +260,19 @@ class ParityDirective(SphinxDirective):
         return [_table(header, rows, (15, 19, 11, 19, 11, 25))]
 
 
+class HeldParityDirective(SphinxDirective):
+    """The held vs broker table, from ``HELD_PARITY`` as measured by
+    ``tests/test_sent_parity.py``."""
+
+    def run(self) -> list[nodes.Node]:
+        from pytest_celerybase import _parity
+
+        self.env.note_dependency(_parity.__file__)
+        header = ["Scenario", "Held, then sent_tasks.run()", "Broker and worker", "Note"]
+        rows = [[s.title, s.held, s.broker, s.note] for s in _parity.HELD_PARITY]
+        return [_table(header, rows, (25, 20, 20, 35))]
+
+
 class FailureDirective(SphinxDirective):
     """What a failure demo prints, and optionally the demo test itself.
 
@@ -315,30 +330,58 @@ def skip_celery_task_members(
     app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any
 ) -> bool | None:
     """Leave out what the bases inherit unchanged from ``celery.Task`` (Celery documents
-    it), and ``celerybase_internal_members``; members a base defines or overrides stay."""
+    it), and ``celerybase_internal_members``; members a base defines or overrides stay,
+    and so do members of our other classes that share a name with one of ``Task``'s
+    (``SentTasks.run``, ``SentTask.priority``)."""
     if what not in ("class", "exception"):
         return None
     if name in app.config.celerybase_internal_members:
         return True
     from celery import Task
 
-    if name in vars(Task) and name not in _names_we_define():
+    if name in vars(Task) and name not in _names_we_define() and not _defined_here(obj):
         return True
     return None
 
 
+def _defined_here(member: Any) -> bool:
+    """Whether a class member (function, property, slot) comes from this package."""
+    for candidate in (
+        getattr(member, "__func__", None),
+        getattr(member, "fget", None),
+        getattr(member, "__objclass__", None),  # a __slots__ member
+        member if inspect.isfunction(member) else None,
+    ):
+        if candidate is not None and str(getattr(candidate, "__module__", "")).startswith(
+            "pytest_celerybase"
+        ):
+            return True
+    return False
+
+
 @functools.cache
 def _names_we_define() -> frozenset[str]:
-    """Every attribute a class of this package defines, annotates or documents (``#:``)."""
+    """Names a base keeps although ``celery.Task`` has them: every attribute a task class
+    of this package defines or annotates, and every one a class of a public module
+    annotates or documents (``#:``: a dataclass field, an instance attribute).  Members
+    of our other classes are kept by :func:`_defined_here` instead, so a record's
+    ``priority`` or ``run`` does not bring Celery's into the bases' pages."""
+    from celery import Task
     from sphinx.pycode import ModuleAnalyzer
 
     names: set[str] = set()
     for module in package_modules():
-        attr_docs = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
-        names.update(name for _, name in attr_docs)
+        public = not any(part.startswith("_") for part in module.__name__.split("."))
+        if public:
+            attr_docs = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
+            names.update(name for _, name in attr_docs)
         for obj in vars(module).values():
-            if inspect.isclass(obj) and obj.__module__ == module.__name__:
-                names.update(vars(obj), getattr(obj, "__annotations__", {}))
+            if not inspect.isclass(obj) or obj.__module__ != module.__name__:
+                continue
+            if issubclass(obj, Task):
+                names.update(vars(obj))
+            if issubclass(obj, Task) or public:
+                names.update(getattr(obj, "__annotations__", {}))
     return frozenset(names)
 
 
@@ -358,5 +401,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("celerybase-markers", MarkersDirective)
     app.add_directive("celerybase-envvars", EnvVarsDirective)
     app.add_directive("celerybase-parity", ParityDirective)
+    app.add_directive("celerybase-held-parity", HeldParityDirective)
     app.add_directive("celerybase-failure", FailureDirective)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

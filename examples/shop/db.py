@@ -39,6 +39,11 @@ ORDER_RECEIPT = text(
     "JOIN users u ON u.id = o.user_id WHERE o.id = :order_id AND o.receipt_sent = 0"
 )
 MARK_SENT = text("UPDATE orders SET receipt_sent = 1 WHERE id = :order_id")
+ORDER_CUSTOMER = text(
+    "SELECT u.email, u.name FROM orders o JOIN users u ON u.id = o.user_id "
+    "WHERE o.id = :order_id"
+)
+INSERT_ORDER = text("INSERT INTO orders (user_id, total_cents) VALUES (:user_id, :total_cents)")
 
 
 def create_schema(engine: Engine) -> None:

@@ -89,14 +89,23 @@ def price_quote(self: PricingTask, sku: str, qty: int) -> dict[str, Any]:
         unit_cents = session.execute(db.UNIT_PRICE, {"sku": sku}).scalar_one_or_none()
     if unit_cents is None:
         raise LookupError(f"unknown sku {sku!r}")
-    percent = next((off for least, off in QUANTITY_DISCOUNTS if qty >= least), 0)
     return {
         "sku": sku,
         "qty": qty,
         "unit_cents": unit_cents,
-        "discount_percent": percent,
-        "total_cents": unit_cents * qty * (100 - percent) // 100,
+        "discount_percent": discount_percent(qty),
+        "total_cents": line_total_cents(unit_cents, qty),
     }
+
+
+def discount_percent(qty: int) -> int:
+    """The quantity discount for ``qty`` units, in percent."""
+    return next((off for least, off in QUANTITY_DISCOUNTS if qty >= least), 0)
+
+
+def line_total_cents(unit_cents: int, qty: int) -> int:
+    """``qty`` units at ``unit_cents`` each, quantity discount applied."""
+    return unit_cents * qty * (100 - discount_percent(qty)) // 100
 
 
 @shared_task(
@@ -123,4 +132,28 @@ def send_receipt(self: MailTask, order_id: int) -> bool:
         # Marked in the same transaction: if the mail failed, nothing is marked.
         session.execute(db.MARK_SENT, {"order_id": order_id})
     self.emit_metric("shop_receipts_sent_total")
+    return True
+
+
+@shared_task(
+    base=MailTask,
+    bind=True,
+    autoretry_for=(smtplib.SMTPServerDisconnected,),
+    retry_backoff=True,
+    max_retries=2,
+)
+def ask_for_review(self: MailTask, order_id: int) -> bool:
+    """Ask the customer of ``order_id`` for a review; ``False`` if the order is unknown."""
+    with self.session_scope() as session:
+        row = session.execute(db.ORDER_CUSTOMER, {"order_id": order_id}).one_or_none()
+    if row is None:
+        return False
+    message = EmailMessage()
+    message["From"] = "shop@example.com"
+    message["To"] = row.email
+    message["Subject"] = f"How was your order {order_id}?"
+    message.set_content(f"Hello {row.name}, tell us what you think of your order.")
+    with self.acquire_resource() as smtp:
+        smtp.send_message(message)
+    self.emit_metric("shop_review_requests_sent_total")
     return True
