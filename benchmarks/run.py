@@ -80,11 +80,12 @@ _T = {}
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     try:
         return (yield)
     finally:
         _T["loop_s"] = time.perf_counter() - start
+        _T["loop_cpu_s"] = time.process_time() - start_cpu
 
 
 def pytest_sessionfinish(session):
@@ -101,7 +102,7 @@ def pytest_sessionfinish(session):
             if name in live and type(obj).__module__ == "pytest_celerybase.recorder":
                 live[name] += 1
     with open(out, "w") as f:
-        json.dump({"loop_s": _T.get("loop_s"), "live": live}, f)
+        json.dump({"loop_s": _T.get("loop_s"), "loop_cpu_s": _T.get("loop_cpu_s"), "live": live}, f)
 """
 
 # One module of tasks imported by every test file (as in a real project): each Celery app

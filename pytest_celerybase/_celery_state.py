@@ -46,9 +46,10 @@ class CeleryGlobals:
         _state._tls.current_app = self.current_app
         _state.set_default_app(self.default_app)
         _state._set_task_join_will_block(self.join_will_block)
-        if self.finalizers is not None:
-            _state._on_app_finalizers.clear()
-            _state._on_app_finalizers.update(self.finalizers)
+        finalizers = _state._on_app_finalizers
+        if self.finalizers is not None and finalizers != self.finalizers:
+            finalizers.clear()
+            finalizers.update(self.finalizers)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from pytest_celerybase._sql_capture import SQLQueries
+    from pytest_celerybase.apps import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.worker import LiveWorker
 
@@ -52,6 +53,7 @@ __all__ = [
 
 #: Where the plugin keeps the recorder of the test being run (``item.stash``).
 RECORDER_KEY = pytest.StashKey[HookRecorder]()
+_APP_CACHE_KEY = pytest.StashKey["AppCache"]()
 
 
 @pytest.fixture
@@ -78,13 +80,27 @@ def eager_app(
 
     In-memory broker and result backend, ``task_always_eager=True``,
     ``task_eager_propagates=False``; the ``celerybase_app`` ini key selects a project
-    app instead of a fresh one.  Everything is restored after the test.
+    app instead of the plugin's own.  The plugin's app is built once per distinct
+    settings per session; after each test everything is restored: configuration, task
+    registry, every task's attributes, cached backend and pools, current/default app.
     """
     from pytest_celerybase.apps import isolated_app
 
     settings, app = eager_app_setup(request, celerybase_config)
-    with isolated_app(app, settings) as configured:
+    cache = None if app is not None else _app_cache(request.config)
+    with isolated_app(app, settings, cache=cache) as configured:
         yield configured
+
+
+def _app_cache(config: pytest.Config) -> AppCache:
+    """The session's apps for ``eager_app`` (one per distinct settings), closed at exit."""
+    cache = config.stash.get(_APP_CACHE_KEY, None)
+    if cache is None:
+        from pytest_celerybase.apps import AppCache
+
+        cache = config.stash[_APP_CACHE_KEY] = AppCache()
+        config.add_cleanup(cache.close)
+    return cache
 
 
 @pytest.fixture
