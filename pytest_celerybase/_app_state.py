@@ -125,6 +125,8 @@ class AppState:
                 if isinstance(conf.__dict__.get(name), list):
                     keep(conf.__dict__[name], list(conf.__dict__[name]), _restore_list)
             for mapping in conf.__dict__.get("maps") or ():
+                if type(mapping) is not dict:
+                    continue  # a config_from_object layer: a view over the user's object
                 keep(mapping, dict(mapping))
                 # Settings a test can change in place (``conf.beat_schedule["x"] = ...``):
                 # compared by value and refilled from a private deep copy.
