@@ -346,7 +346,7 @@ def test_2_restored():
             "  - app 'proj': setting task_default_queue: 'proj' -> 'changed'",
             "  - app 'proj': setting broker_transport_options changed in place: "
             "{} -> {'visibility_timeout': 1}",
-            "  - app 'proj': tasks +['stray'] -[[][]]",
+            "  - app 'proj': tasks +[[]'stray'[]] -[[][]]",
             "  - app 'proj': task '*.job' attribute max_retries: <unset> -> 0",
             "  - app 'proj': task '*.job' class attribute rate_limit: None -> '1/s'",
             "  - app 'proj': connection pool None -> <object object at *>",
