@@ -181,6 +181,7 @@ class AppCache:
             # ``@shared_task`` registers on every finalized app, this one included.
             if not state.registry_unchanged():
                 state.restore()
+            _state._register_app(app)  # a test may have closed it (``with eager_app:``)
             self._entries.append(entry)
             return app, state
         app = _fresh_app(settings, lazy_builtins=False)

@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase import _bindings
 from pytest_celerybase._settings import (
     eager_app_setup,
     http_stub_options,
     live_worker_setup,
 )
-from pytest_celerybase.recorder import HookRecorder
 
 if TYPE_CHECKING:
     import fakeredis
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_celerybase._sql_capture import SQLQueries
     from pytest_celerybase.apps import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
+    from pytest_celerybase.recorder import HookRecorder
     from pytest_celerybase.worker import LiveWorker
 
 __all__ = [
@@ -52,7 +51,7 @@ __all__ = [
 ]
 
 #: Where the plugin keeps the recorder of the test being run (``item.stash``).
-RECORDER_KEY = pytest.StashKey[HookRecorder]()
+RECORDER_KEY = pytest.StashKey["HookRecorder"]()
 _APP_CACHE_KEY = pytest.StashKey["AppCache"]()
 
 
@@ -149,6 +148,7 @@ def sqlite_engine() -> Iterator[Engine]:
     than 10 s gets a ``TimeoutError`` naming the usual deadlock.  Every
     ``DatabaseTask`` uses this engine while the test runs; the database is gone after.
     """
+    from pytest_celerybase import _bindings
     from pytest_celerybase._sqlite import create_memory_engine
 
     engine = create_memory_engine()
@@ -233,6 +233,8 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
     """
     import fakeredis
 
+    from pytest_celerybase import _bindings
+
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     try:
         with _bindings.bind(_bindings.REDIS, client):
@@ -250,6 +252,7 @@ def metrics_sink() -> Iterator[MemorySink]:
     RETRY).  Query with ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``,
     ``.last(...)``; ``.clear()`` empties it.
     """
+    from pytest_celerybase import _bindings
     from pytest_celerybase.bases.sinks import MemorySink
 
     sink = MemorySink()
