@@ -138,14 +138,12 @@ class AppState:
                             continue
                         keep(value, snapshot, functools.partial(_refill, deep=True))
         registry = app_dict.get("_tasks")
-        self.registry = registry
-        self.registry_items: dict[str, Any] = {}
+        registry_items: dict[str, Any] = dict.copy(registry) if registry is not None else {}
         if registry is not None:
-            self.registry_items = dict(registry)
-            keep(registry, self.registry_items)
+            keep(registry, registry_items)
             keep(registry.__dict__, dict(registry.__dict__))
         classes: dict[type, None] = {}
-        for task in self.registry_items.values():
+        for task in registry_items.values():
             keep(task.__dict__, dict(task.__dict__))
             classes[original_class(task)] = None
         base = app_dict.get("Task")
@@ -169,17 +167,6 @@ class AppState:
             return bool(self._live == self._saved)
         except Exception:  # a value whose == raises (e.g. an array): restore to be sure
             return False
-
-    def registry_unchanged(self) -> bool:
-        """Whether the app's registry holds exactly the tasks it held when saved.
-
-        ``@shared_task`` adds a task to *every* finalized app, so an app not used by a
-        test can still gain one during it.
-        """
-        registry = self.app.__dict__.get("_tasks")
-        return registry is self.registry and (
-            registry is None or dict.__eq__(registry, self.registry_items) is True
-        )
 
     def restore(self) -> None:
         """Put back every container that differs from its copy."""

@@ -493,3 +493,21 @@ def test_2(eager_app):
 """,
     )
     run("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_an_undo_after_eager_app_teardown_does_not_reach_the_next_test(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # monkeypatch is set up before eager_app here, so it undoes after eager_app's restore
+    # and puts the app's bound method in its instance dict: the next test must not see it.
+    pytester.makepyfile(
+        """
+def test_1(monkeypatch, eager_app):
+    monkeypatch.setattr(eager_app, "send_task", lambda *a, **k: "patched")
+    assert eager_app.send_task("x") == "patched"
+
+def test_2(eager_app):
+    assert "send_task" not in vars(eager_app)
+"""
+    )
+    run("-p", "no:randomly").assert_outcomes(passed=2)
