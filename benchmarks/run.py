@@ -1,12 +1,15 @@
 """Measure pytest-celerybase's costs as ratios, side by side in one run, and print JSON.
 
-    python benchmarks/run.py            # full run (~3-4 min plus the live_worker part)
-    python benchmarks/run.py --quick    # fewer rounds (~1 min)
+    python benchmarks/run.py            # full run (~3 min plus the live_worker part)
+    python benchmarks/run.py --quick    # fewer rounds (~1.5 min)
     python benchmarks/run.py --no-live-worker   # skip the live_worker vs celery_worker part
 
 Every figure is a ratio of two things measured interleaved in the same run (this is for
 noisy shared machines: both sides see the same load), as the median over rounds.  The
-absolute values behind each ratio are under ``"absolute"``.  What is measured:
+absolute values behind each ratio are under ``"absolute"``; the ``"targets"`` block gives
+each target with its measured value and whether it is met (also printed on stderr).
+pytest runs are subprocesses with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`` (no other installed
+plugin adds noise) and ``-p celerybase`` (or nothing).  What is measured:
 
 * ``recorder_overhead``: ``task.apply()`` of a task on a custom base (a ``Task`` subclass
   overriding ``before_start``/``on_success``/``on_failure``/``after_return``) inside
@@ -16,30 +19,37 @@ absolute values behind each ratio are under ``"absolute"``.  What is measured:
   The first call of each "on" block (which instruments the task for that recorder, as the
   first call of a test does) is inside the timing.  ``..._logging_base`` is the same with
   the project's own ``LoggingTask`` base (hooks that do real work).
-* ``eager_app_per_test``: a pytest run of 200 tests, each using ``eager_app`` and making one
-  eager call (``add.delay(1, 2).get()``), vs a pytest run of 200 trivial tests using no
-  fixture.  Both run in subprocesses with ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`` (no other
-  installed plugin adds noise); the eager run loads ``-p celerybase``, the trivial run does
-  not load it at all, so the plugin's whole per-test cost (recorder, fixture, the Celery
-  import on first use) is charged to the eager side.  The ratio is of the test-loop time
-  (``pytest_runtestloop``, i.e. every test's setup + call + teardown + pytest's per-test
-  work, measured inside the run); ``..._wall`` is the ratio of whole-process wall times
-  (interpreter + pytest start-up included, which dilutes the per-test cost).
-  ``..._trivial_with_plugin`` compares the same trivial tests with and without the
-  plugin loaded (the recorder's cost for a test that uses nothing).
+* ``eager_app_per_test``: the marginal cost of a test, (time of 600 tests - time of 100)
+  / 500, so start-up, collection and one-time costs (Celery's import, building the app)
+  cancel out.  Tests using ``eager_app`` and making one eager call (``add.delay(1,
+  2).get()``) with ``-p celerybase`` vs trivial tests with no fixture and no plugin.  The
+  time is the test loop's (``pytest_runtestloop``: every test's setup + call + teardown +
+  pytest's per-test work) CPU time, so preemption by other processes is not counted;
+  ``..._wall_ratio`` is the same with wall time.  For reference, in the same rounds: the
+  same eager call with no plugin on an app built once at import
+  (``eager_call_without_plugin``: Celery's own cost, the lower bound of any fixture), the
+  same handed out by a bare yield fixture with a config fixture
+  (``eager_call_from_a_bare_fixture``: eager_app's shape, nothing else), trivial tests with
+  the plugin loaded (the recorder's cost for a test that uses nothing) and Celery's own
+  ``celery_app`` fixture (a new app per test).
 * ``live_worker_vs_celery_worker``: run by ``benchmarks/live_worker_startup.py`` (its own
   script, invoked as a subprocess; see its docstring): median per-test cost of one
   ``delay().get()`` through ``live_worker`` vs Celery's ``celery_app`` + ``celery_worker``.
 * ``startup``: ``pytest --collect-only`` on a small directory (3 files, 30 tests) with
-  ``-p celerybase`` vs without, both with auto-loading off; many interleaved pairs;
-  ``startup_added_ms`` is the median paired difference, the ratio the median paired ratio.
-  ``-p celery.contrib.pytest`` is measured the same way for reference.
+  ``-p celerybase``, with ``-p celery.contrib.pytest`` and with neither, many interleaved
+  triples; the added cost of each is the median paired difference from the bare run, in
+  CPU time of the child (the target: no more than celery.contrib.pytest's in the same run)
+  and in wall time.
 * ``scale``: 200 and 2,000 eager tests with the plugin; peak RSS of each run (from the
   child's own rusage, ``os.wait4``), next to the same numbers of trivial tests without the
   plugin and of the same eager tests on Celery's own ``celery_app`` fixture (which also
   builds an app per test); the number of ``HookCall``/``HookRecorder`` objects still alive
   after the last test (the recorder's memory: must be 0); and the 2,000 tests again under
   ``pytest -n 2`` (xdist) with the pass counts compared.
+* ``user_suite``: a generated 2,000-test suite as a user would have: tasks on a custom
+  base, a third of the tests running a task that fails after two retries; the same test
+  bodies on ``eager_app`` and on Celery's ``celery_app`` fixture (``-p
+  celery.contrib.pytest``).  Whole runs, interleaved: wall-time ratio and peak RSS of each.
 """
 
 from __future__ import annotations
@@ -199,6 +209,31 @@ def test_floor_{i}():
     assert add.delay(1, 2).get() == 3
 """
 
+# The same, with the app handed out by a yield fixture that depends on an overridable
+# config fixture (eager_app's shape, doing nothing else): adds pytest's own fixture work.
+FLOOR_FIXTURE_HEAD = (
+    FLOOR_HEAD
+    + """
+import pytest
+
+
+@pytest.fixture
+def app_config():
+    return {}
+
+
+@pytest.fixture
+def floor_app(app_config):
+    yield app
+"""
+)
+
+FLOOR_FIXTURE_TEST = """
+
+def test_floor_fixture_{i}(floor_app):
+    assert add.delay(1, 2).get() == 3
+"""
+
 # The user-level suite: a project's tasks on a custom base, two thirds succeeding and a
 # third failing after two retries (eager retries run at once), the same test bodies on
 # eager_app and on Celery's celery_app fixture.
@@ -259,6 +294,10 @@ def _write_suite(directory: Path, kind: str, n: int, *, per_file: int = 200) -> 
             body = EAGER_HEAD + "".join(EAGER_TEST.format(i=i) for i in range(start, stop))
         elif kind == "floor":
             body = FLOOR_HEAD + "".join(FLOOR_TEST.format(i=i) for i in range(start, stop))
+        elif kind == "floor_fixture":
+            body = FLOOR_FIXTURE_HEAD + "".join(
+                FLOOR_FIXTURE_TEST.format(i=i) for i in range(start, stop)
+            )
         elif user:
             fixture, tasks = (
                 ("eager_app", "eager_app.tasks")
@@ -430,6 +469,7 @@ def bench_eager_app(tmp: Path, rounds: int, small: int, large: int) -> dict[str,
         "trivial": ("trivial", common),
         "trivial_with_plugin": ("trivial", plugin),
         "floor": ("floor", common),
+        "floor_fixture": ("floor_fixture", common),
         "celery_contrib_pytest_celery_app": (
             "celery_app",
             [*common, "-p", "celery.contrib.pytest"],
@@ -465,11 +505,12 @@ def bench_eager_app(tmp: Path, rounds: int, small: int, large: int) -> dict[str,
         "ratio": ratio(cpu, "eager", "trivial"),
         "wall_ratio": ratio(wall, "eager", "trivial"),
         "floor_ratio": ratio(cpu, "floor", "trivial"),
+        "floor_fixture_ratio": ratio(cpu, "floor_fixture", "trivial"),
         "trivial_with_plugin_ratio": ratio(cpu, "trivial_with_plugin", "trivial"),
         "celery_app_ratio": ratio(cpu, "celery_contrib_pytest_celery_app", "trivial"),
         "eager_vs_celery_app_ratio": ratio(cpu, "eager", "celery_contrib_pytest_celery_app"),
         "plugin_share_ms": _median(
-            [(e - f) * 1e3 for e, f in zip(cpu["eager"], cpu["floor"], strict=True)]
+            [(e - f) * 1e3 for e, f in zip(cpu["eager"], cpu["floor_fixture"], strict=True)]
         ),
         "tests": [small, large],
         "rounds": rounds,
@@ -705,6 +746,7 @@ def main() -> None:
         "eager_app_per_test_ratio": _r(eager["ratio"]),
         "eager_app_per_test_wall_ratio": _r(eager["wall_ratio"]),
         "eager_call_without_plugin_per_test_ratio": _r(eager["floor_ratio"]),
+        "eager_call_from_a_bare_fixture_per_test_ratio": _r(eager["floor_fixture_ratio"]),
         "eager_app_plugin_share_per_test_ms": _r(eager["plugin_share_ms"]),
         "trivial_test_with_plugin_ratio": _r(eager["trivial_with_plugin_ratio"]),
         "celery_app_per_test_ratio": _r(eager["celery_app_ratio"]),
