@@ -19,11 +19,11 @@ import difflib
 import functools
 import importlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase._app_state import AppState, forget_producer_pool
-from pytest_celerybase._celery_state import CeleryGlobals
+from pytest_celerybase._celery_state import CeleryGlobals, celery_globals_restored
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -42,14 +42,20 @@ EAGER_DEFAULTS: dict[str, Any] = {
 
 
 def load_app(path: str) -> Celery:
-    """Import ``"package.module:attr"`` and return the Celery app it names."""
+    """Import ``"package.module:attr"`` and return the Celery app it names.
+
+    ``Celery(...)`` makes itself the current app when created: importing the project's
+    module for the first time (in a test's setup) must not leave it current after the
+    test, so the current and default app are put back (its shared tasks stay declared).
+    """
     from celery import Celery
 
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"celerybase_app must look like 'package.module:app', got {path!r}")
     try:
-        module = importlib.import_module(module_name)
+        with celery_globals_restored(finalizers=False):
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(
             f"celerybase_app = {path!r}: cannot import module {module_name!r}: {exc}"
@@ -111,6 +117,7 @@ def isolated_app(
     *,
     defaults: Mapping[str, Any] = EAGER_DEFAULTS,
     cache: AppCache | None = None,
+    defer: Callable[[Callable[[], None]], None] | None = None,
 ) -> Iterator[Celery]:
     """Yield ``app`` configured with ``defaults`` + ``config``, current and default.
 
@@ -118,7 +125,10 @@ def isolated_app(
     these settings: taken from ``cache`` (built once per distinct settings) or, without a
     cache, a new one closed on exit.  On exit the previous current/default app, the
     shared-task finalizers and the app's state (:class:`AppState`: configuration,
-    registry, task attributes, cached backend/pools) are restored.
+    registry, task attributes, cached backend/pools) are restored.  With ``defer``, the
+    app's state is handed to it to restore later instead: pytest's teardown runs the undo
+    of fixtures set up before this one (a ``monkeypatch`` of the app) after this exit,
+    and they must find the app as they left it.
     """
     settings = {**defaults, **validate_config(config or {})}
     # Restoring the "inside a task" flag matters too: eager delay() sets it around apply()
@@ -142,7 +152,10 @@ def isolated_app(
     finally:
         saved_globals.restore()
         if state is not None:
-            state.restore()
+            if defer is None:
+                state.restore()
+            else:
+                defer(state.restore)
         if own_app and app is not None:
             _close(app)
 

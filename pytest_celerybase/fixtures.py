@@ -14,7 +14,7 @@ How the resource fixtures reach the reference bases: ``sqlite_engine``, ``fake_r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -53,6 +53,8 @@ __all__ = [
 #: Where the plugin keeps the recorder of the test being run (``item.stash``).
 RECORDER_KEY = pytest.StashKey["HookRecorder"]()
 _APP_CACHE_KEY = pytest.StashKey["AppCache"]()
+# Rollbacks of eager_app's app that wait until every fixture of the test was torn down.
+_DEFERRED_KEY = pytest.StashKey[list[Callable[[], None]]]()
 
 
 @pytest.fixture
@@ -87,8 +89,20 @@ def eager_app(
 
     settings, app = eager_app_setup(request, celerybase_config)
     cache = None if app is not None else _app_cache(request.config)
-    with isolated_app(app, settings, cache=cache) as configured:
+    defer = request.config.stash.setdefault(_DEFERRED_KEY, []).append
+    with isolated_app(app, settings, cache=cache, defer=defer) as configured:
         yield configured
+
+
+def run_deferred_restores(config: pytest.Config) -> None:
+    """Restore the apps whose rollback waited for the test's whole teardown (newest first).
+
+    The plugin calls it after each test's teardown (and at session end, for a test whose
+    teardown was deferred there by an interruption).
+    """
+    pending = config.stash.get(_DEFERRED_KEY, None)
+    while pending:
+        pending.pop()()
 
 
 def _app_cache(config: pytest.Config) -> AppCache:

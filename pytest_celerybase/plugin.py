@@ -26,6 +26,7 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     http_stub,
     live_worker,
     metrics_sink,
+    run_deferred_restores,
     sql_queries,
     sqlite_engine,
 )
@@ -99,9 +100,23 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        recorder = item.stash.get(RECORDER_KEY, None)
-        if recorder is not None:
-            _warn_about_strays(item, recorder)
+        try:
+            # eager_app's app is rolled back once every fixture of the test has been torn
+            # down: a fixture set up before it (monkeypatch) undoes its change after it.
+            run_deferred_restores(item.config)
+        finally:
+            recorder = item.stash.get(RECORDER_KEY, None)
+            if recorder is not None:
+                _warn_about_strays(item, recorder)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    # An interrupted session tears its last test's fixtures down here.
+    try:
+        return (yield)
+    finally:
+        run_deferred_restores(session.config)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -495,19 +495,26 @@ def test_2(eager_app):
     run("-p", "no:randomly").assert_outcomes(passed=3)
 
 
+@pytest.mark.parametrize("project_app", [False, True], ids=["plugins_app", "project_app"])
 def test_an_undo_after_eager_app_teardown_does_not_reach_the_next_test(
-    pytester: pytest.Pytester, run: RunPytest
+    pytester: pytest.Pytester, run: RunPytest, project_app: bool
 ) -> None:
-    # monkeypatch is set up before eager_app here, so it undoes after eager_app's restore
-    # and puts the app's bound method in its instance dict: the next test must not see it.
+    # monkeypatch is set up before eager_app here, so its undo runs after eager_app's
+    # teardown: it must find the app as it left it (pytest 9.2 deletes the attribute it
+    # added, and fails if it is gone), and the next test must not see the patch.
+    if project_app:
+        pytester.makepyfile(proj="from celery import Celery\n\napp = Celery('proj')\n")
+        pytester.makeini("[pytest]\ncelerybase_app = proj:app\n")
     pytester.makepyfile(
         """
 def test_1(monkeypatch, eager_app):
     monkeypatch.setattr(eager_app, "send_task", lambda *a, **k: "patched")
+    monkeypatch.setitem(eager_app.conf, "task_default_queue", "patched")
     assert eager_app.send_task("x") == "patched"
 
 def test_2(eager_app):
     assert "send_task" not in vars(eager_app)
+    assert eager_app.conf.task_default_queue == "celery"
 """
     )
-    run("-p", "no:randomly").assert_outcomes(passed=2)
+    run("-p", "no:randomly", "-p", "tests.leak_guard").assert_outcomes(passed=2)
