@@ -203,20 +203,22 @@ def test_a_thread_left_running_is_blamed_not_recorded(
 ) -> None:
     # A thread the first test starts and leaves running calls a task during the second
     # test: its hooks must not show in the second test's records, and the second test
-    # warns, naming the first.
+    # warns, naming the first.  (A module-level task: one declared in the first test is
+    # no longer registered once that test has ended.)
     pytester.makepyfile(
         """
 import threading
+from celery import shared_task
 from pytest_celerybase import hook_calls, timeline
 
 go, stop, called = threading.Event(), threading.Event(), threading.Event()
 left = {}
 
-def test_a_leaves_a_thread(eager_app):
-    @eager_app.task(name="t.ping")
-    def ping():
-        return 1
+@shared_task(name="t.ping")
+def ping():
+    return 1
 
+def test_a_leaves_a_thread(eager_app):
     def loop():
         go.wait(10)
         while not stop.is_set():
