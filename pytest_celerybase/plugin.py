@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._report import format_timeline
+from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
@@ -30,13 +30,12 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sql_queries,
     sqlite_engine,
 )
-from pytest_celerybase.recorder import (
-    DEFAULT_WAIT_TIMEOUT,
-    LEFT_RUNNING,
-    CelerybaseWarning,
-    HookRecorder,
-    recording,
-)
+
+if TYPE_CHECKING:
+    from pytest_celerybase.recorder import HookRecorder
+
+# The recorder and the report are imported in the hooks that use them, not at start-up:
+# they cost ~3 ms to import, and `pytest --collect-only` runs no test.
 
 _STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
 
@@ -79,6 +78,8 @@ def pytest_runtest_makereport(
         report.when == "call" and item.config.getoption("celerybase_timeline")
     )
     if recorder is not None and wanted:
+        from pytest_celerybase._report import format_timeline
+
         text = format_timeline(recorder)
         if text:
             report.sections.append(("celerybase timeline", text))
@@ -121,6 +122,8 @@ def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    from pytest_celerybase.recorder import LEFT_RUNNING, recording
+
     # Around setup, call and teardown: tasks run by fixtures are recorded too, and the
     # recorder is only undone after every fixture of the test has been torn down.
     for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
@@ -137,6 +140,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
+    from pytest_celerybase.recorder import CelerybaseWarning
+
     path, lineno, _ = item.location
     for (thread, test), count in recorder.strays.items():
         warnings.warn_explicit(
