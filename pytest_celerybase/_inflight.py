@@ -12,7 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Collection
 
-__all__ = ["InFlight"]
+__all__ = ["DEFAULT_WAIT_TIMEOUT", "InFlight"]
+
+#: Seconds a hook assertion waits for a live worker to finish a task, unless configured.
+#: (Defined here, not in the recorder, because the plugin reads it at start-up and this
+#: module is cheap to import; the recorder re-exports it.)
+DEFAULT_WAIT_TIMEOUT = 10.0
 
 
 class InFlight:

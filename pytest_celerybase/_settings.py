@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase.recorder import DEFAULT_WAIT_TIMEOUT
+from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT
 
 if TYPE_CHECKING:
     from celery import Celery

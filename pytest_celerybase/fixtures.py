@@ -14,18 +14,16 @@ How the resource fixtures reach the reference bases: ``sqlite_engine``, ``fake_r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase import _bindings
 from pytest_celerybase._settings import (
     eager_app_setup,
     http_stub_options,
     live_worker_setup,
 )
-from pytest_celerybase.recorder import HookRecorder
 
 if TYPE_CHECKING:
     import fakeredis
@@ -34,8 +32,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from pytest_celerybase._sql_capture import SQLQueries
+    from pytest_celerybase.apps import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.outbox import SentTasks
+    from pytest_celerybase.recorder import HookRecorder
     from pytest_celerybase.worker import LiveWorker
 
 __all__ = [
@@ -56,7 +56,10 @@ __all__ = [
 _WORKER_FIXTURES = frozenset({"live_worker", "celery_worker", "celery_session_worker"})
 
 #: Where the plugin keeps the recorder of the test being run (``item.stash``).
-RECORDER_KEY = pytest.StashKey[HookRecorder]()
+RECORDER_KEY = pytest.StashKey["HookRecorder"]()
+_APP_CACHE_KEY = pytest.StashKey["AppCache"]()
+# Rollbacks of eager_app's app that wait until every fixture of the test was torn down.
+_DEFERRED_KEY = pytest.StashKey[list[Callable[[], None]]]()
 
 
 @pytest.fixture
@@ -83,13 +86,39 @@ def eager_app(
 
     In-memory broker and result backend, ``task_always_eager=True``,
     ``task_eager_propagates=False``; the ``celerybase_app`` ini key selects a project
-    app instead of a fresh one.  Everything is restored after the test.
+    app instead of the plugin's own.  The plugin's app is built once per distinct
+    settings per session; after each test everything is restored: configuration, task
+    registry, every task's attributes, cached backend and pools, current/default app.
     """
     from pytest_celerybase.apps import isolated_app
 
     settings, app = eager_app_setup(request, celerybase_config)
-    with isolated_app(app, settings) as configured:
+    cache = None if app is not None else _app_cache(request.config)
+    defer = request.config.stash.setdefault(_DEFERRED_KEY, []).append
+    with isolated_app(app, settings, cache=cache, defer=defer) as configured:
         yield configured
+
+
+def run_deferred_restores(config: pytest.Config) -> None:
+    """Restore the apps whose rollback waited for the test's whole teardown (newest first).
+
+    The plugin calls it after each test's teardown (and at session end, for a test whose
+    teardown was deferred there by an interruption).
+    """
+    pending = config.stash.get(_DEFERRED_KEY, None)
+    while pending:
+        pending.pop()()
+
+
+def _app_cache(config: pytest.Config) -> AppCache:
+    """The session's apps for ``eager_app`` (one per distinct settings), closed at exit."""
+    cache = config.stash.get(_APP_CACHE_KEY, None)
+    if cache is None:
+        from pytest_celerybase.apps import AppCache
+
+        cache = config.stash[_APP_CACHE_KEY] = AppCache()
+        config.add_cleanup(cache.close)
+    return cache
 
 
 @pytest.fixture
@@ -162,6 +191,7 @@ def sqlite_engine() -> Iterator[Engine]:
     than 10 s gets a ``TimeoutError`` naming the usual deadlock.  Every
     ``DatabaseTask`` uses this engine while the test runs; the database is gone after.
     """
+    from pytest_celerybase import _bindings
     from pytest_celerybase._sqlite import create_memory_engine
 
     engine = create_memory_engine()
@@ -246,6 +276,8 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
     """
     import fakeredis
 
+    from pytest_celerybase import _bindings
+
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     try:
         with _bindings.bind(_bindings.REDIS, client):
@@ -263,6 +295,7 @@ def metrics_sink() -> Iterator[MemorySink]:
     RETRY).  Query with ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``,
     ``.last(...)``; ``.clear()`` empties it.
     """
+    from pytest_celerybase import _bindings
     from pytest_celerybase.bases.sinks import MemorySink
 
     sink = MemorySink()

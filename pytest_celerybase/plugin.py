@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._report import format_timeline
+from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
@@ -26,17 +26,17 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     http_stub,
     live_worker,
     metrics_sink,
+    run_deferred_restores,
     sent_tasks,
     sql_queries,
     sqlite_engine,
 )
-from pytest_celerybase.recorder import (
-    DEFAULT_WAIT_TIMEOUT,
-    LEFT_RUNNING,
-    CelerybaseWarning,
-    HookRecorder,
-    recording,
-)
+
+if TYPE_CHECKING:
+    from pytest_celerybase.recorder import HookRecorder
+
+# The recorder and the report are imported in the hooks that use them, not at start-up:
+# they cost ~3 ms to import, and `pytest --collect-only` runs no test.
 
 _STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
 
@@ -79,6 +79,8 @@ def pytest_runtest_makereport(
         report.when == "call" and item.config.getoption("celerybase_timeline")
     )
     if recorder is not None and wanted:
+        from pytest_celerybase._report import format_timeline
+
         text = format_timeline(recorder)
         if text:
             report.sections.append(("celerybase timeline", text))
@@ -100,13 +102,29 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
-        recorder = item.stash.get(RECORDER_KEY, None)
-        if recorder is not None:
-            _warn_about_strays(item, recorder)
+        try:
+            # eager_app's app is rolled back once every fixture of the test has been torn
+            # down: a fixture set up before it (monkeypatch) undoes its change after it.
+            run_deferred_restores(item.config)
+        finally:
+            recorder = item.stash.get(RECORDER_KEY, None)
+            if recorder is not None:
+                _warn_about_strays(item, recorder)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
+    # An interrupted session tears its last test's fixtures down here.
+    try:
+        return (yield)
+    finally:
+        run_deferred_restores(session.config)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    from pytest_celerybase.recorder import LEFT_RUNNING, recording
+
     # Around setup, call and teardown: tasks run by fixtures are recorded too, and the
     # recorder is only undone after every fixture of the test has been torn down.
     for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
@@ -123,6 +141,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
+    from pytest_celerybase.recorder import CelerybaseWarning
+
     path, lineno, _ = item.location
     for (thread, test), count in recorder.strays.items():
         warnings.warn_explicit(

@@ -30,7 +30,7 @@ from pytest_celerybase._events import (
     hook_call,
     lifecycle_event,
 )
-from pytest_celerybase._inflight import InFlight
+from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT, InFlight
 
 __all__ = [
     "ACTIVE_THREADS",
@@ -53,8 +53,6 @@ __all__ = [
 
 _LIFECYCLE = frozenset(HOOKS) | frozenset(SIGNALS)
 
-#: Seconds a hook assertion waits for a live worker to finish a task, unless configured.
-DEFAULT_WAIT_TIMEOUT = 10.0
 
 
 class NoActiveRecorderError(RuntimeError):

@@ -30,6 +30,8 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunPytest
         # a module doing ``app = Celery(...)`` or ``@shared_task`` at import, during the
         # inner *collection*, would leave its app current and its finalizers registered.
         # What the inner *tests* do is the plugin's job (the leak guard checks it).
+        # (A ``@shared_task`` imported by the inner session is added to every finalized
+        # app alive now: the globals restored include those apps' registries.)
         with celery_globals_restored():
             return pytester.runpytest_inprocess("-p", "celerybase", "-p", "pytest_mock", *args)
 

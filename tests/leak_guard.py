@@ -12,6 +12,11 @@ after teardown:
   ``celery.*`` module (the worker's consumer binds ``build_tracer`` at import);
 * the current and default app, Celery's shared-task finalizers and its "inside a
   worker" flag (``result.get()`` refuses to block when set);
+* for every Celery app alive before the test (``eager_app``'s cached apps, a project's
+  app, module-level apps): its configuration (every settings map, and settings mutated
+  in place), its task registry, each task's instance attributes and class attributes
+  (Celery's own caches ``__trace__``/``_exec_options`` aside), and its cached backend,
+  connection pool and producer pool;
 * the recorder's own globals (recorder stack, patches, recording classes, the receivers of
   every task signal, ``celery.app.trace.send_*``);
 * the outbox's (``sent_tasks``): ``Celery.send_task``, ``Settings.task_always_eager``, the
@@ -32,6 +37,7 @@ down only at session end, so the comparison is deferred to ``pytest_sessionfinis
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import sys
@@ -62,6 +68,7 @@ class Snapshot:
     threads: set[threading.Thread] = field(default_factory=set)
     children: set[int] = field(default_factory=set)  # child processes of this process
     bound: dict[str, Any] = field(default_factory=dict)  # celery.*.build_tracer/trace_task
+    app_states: list[AppSnapshot] = field(default_factory=list)
 
 
 def _identity(value: Any) -> Any:
@@ -116,8 +123,9 @@ def take() -> Snapshot:
         if "on_task_call" in getattr(app.__dict__.get("_backend"), "__dict__", {})
     )
     for app in snap.apps:
-        for name, task in list(app._tasks.items()):
+        for name, task in list(dict.items(app._tasks)):
             snap.tasks[(id(app), name)] = (task, type(task), task.__dict__.get("__trace__"))
+    snap.app_states = [AppSnapshot.take(app) for app in snap.apps]
     snap.threads = set(threading.enumerate())
     snap.children = set(child_processes())
     for name, module in list(sys.modules.items()):
@@ -201,7 +209,7 @@ def _change(old: Any, new: Any) -> str:
 
 
 def vars_of(globals_: CeleryGlobals) -> dict[str, Any]:
-    return {f.name: getattr(globals_, f.name) for f in dataclasses.fields(globals_)}
+    return {f.name: getattr(globals_, f.name) for f in dataclasses.fields(globals_) if f.compare}
 
 
 def compare(before: Snapshot, after: Snapshot) -> list[str]:
@@ -224,6 +232,8 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
         new = after.bound.get(key, old)
         if new is not old:
             problems.append(f"{key}: {old!r} -> {new!r}")
+    for app_state in before.app_states:
+        problems.extend(app_state.compare())
     for (_, name), (task, cls, saved_trace) in before.tasks.items():
         if type(task) is not cls:
             problems.append(f"task {name!r}: class {cls!r} -> {type(task)!r}")
@@ -258,7 +268,8 @@ def _all_tasks() -> Iterator[tuple[Any, str, Any]]:
     from celery import _state
 
     for app in list(_state._get_active_apps()):
-        for name, task in list(app._tasks.items()):
+        # dict's own items(): listing a lazy registry would create Celery's built-ins.
+        for name, task in list(dict.items(app._tasks)):
             yield app, name, task
 
 
@@ -282,6 +293,8 @@ def restore(before: Snapshot) -> None:
                 elif getattr(module.__dict__.get(attr), "__module__", "") == _INSTRUMENT:
                     setattr(module, attr, v[f"celery.app.trace.{attr}"])
     v["celery globals"].restore()
+    for app_state in before.app_states:
+        app_state.restore()
     bindings = _bindings_module()
     if bindings is not None and "pytest_celerybase._bindings" in v:
         bindings.restore(v["pytest_celerybase._bindings"])
@@ -353,6 +366,160 @@ def _check(before: Snapshot, wait: Callable[[Snapshot], None] = _wait_for_thread
     if problems:
         restore(before)
     return problems
+
+
+# -- apps --------------------------------------------------------------------------------
+# Celery's own per-task caches, set on first use by any caller (not a test's change).
+_TASK_CACHES = frozenset({"__trace__", "_exec_options"})
+
+
+def _original(task: Any) -> type:
+    cls = type(task)
+    return cls.__dict__.get("__celerybase_original__", cls)  # type: ignore[no-any-return]
+
+
+def _attrs(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if k not in _TASK_CACHES}
+
+
+def _loaded_conf(app: Any) -> Any:
+    # Not ``app.conf``: reading a pending configuration loads it.  Celery configuring an
+    # app lazily during a test is not a leak (nor is finalizing it: pytest's collector
+    # resolves a module's shared-task proxies, which finalizes the current app); a
+    # configuration or registry changed after that is.
+    return app.__dict__.get("_conf") if app.configured else None
+
+
+def _caches(app: Any) -> dict[str, Any]:
+    amqp = app.__dict__.get("amqp")
+    local = app.__dict__.get("_local")
+    return {
+        "backend (shared)": app.__dict__.get("_backend_cache"),
+        "backend (this thread)": getattr(local, "backend", None),
+        "connection pool": app.__dict__.get("_pool"),
+        "producer pool": getattr(amqp, "_producer_pool", None),
+        "conf": _loaded_conf(app),
+    }
+
+
+@dataclass
+class AppSnapshot:
+    """One app's restore points: settings, registry, task attributes, cached objects."""
+
+    app: Any
+    map_list: list[Any]
+    maps: list[tuple[dict[str, Any], dict[str, Any]]]
+    in_place: dict[tuple[int, str], Any]
+    finalized: bool
+    registry: dict[str, Any]
+    tasks: dict[str, tuple[Any, dict[str, Any], type, dict[str, Any]]]
+    caches: dict[str, Any]
+
+    @classmethod
+    def take(cls, app: Any) -> AppSnapshot:
+        conf = _loaded_conf(app)
+        # Only real dicts: a ``config_from_object`` layer is a view over the user's object.
+        map_list = list(conf.maps) if conf is not None else []
+        maps = [(m, dict(m)) for m in map_list if type(m) is dict]
+        in_place = {}
+        for i, (mapping, _) in enumerate(maps):
+            for key, value in mapping.items():
+                if isinstance(value, (dict, list, set)):
+                    in_place[(i, key)] = copy.deepcopy(value)
+        registry = dict(dict.items(app._tasks)) if app.finalized else {}
+        tasks = {
+            name: (task, _attrs(task), _original(task), _attrs(_original(task)))
+            for name, task in registry.items()
+        }
+        return cls(app, map_list, maps, in_place, app.finalized, registry, tasks, _caches(app))
+
+    def compare(self) -> list[str]:
+        app = self.app
+        where = f"app {app.main!r}"
+        problems = []
+        conf = _loaded_conf(app)
+        now = list(conf.maps) if conf is not None else []
+        if self.caches["conf"] is not None and (
+            len(now) != len(self.map_list)
+            or any(a is not b for a, b in zip(now, self.map_list, strict=False))
+        ):
+            problems.append(f"{where}: configuration maps replaced or added")
+        for mapping, saved in self.maps:
+            change = _dict_change(saved, mapping)
+            if change:
+                problems.append(f"{where}: setting {change}")
+        for (i, key), value in self.in_place.items():
+            now = self.maps[i][0].get(key)
+            if now != value:
+                problems.append(f"{where}: setting {key} changed in place: {value!r} -> {now!r}")
+        registry = dict(dict.items(app._tasks)) if self.finalized else self.registry
+        added = registry.keys() - self.registry.keys()
+        removed = self.registry.keys() - registry.keys()
+        if added or removed:
+            problems.append(f"{where}: tasks +{sorted(added)} -{sorted(removed)}")
+        for name, (task, attrs, cls, cls_attrs) in self.tasks.items():
+            change = _dict_change(attrs, _attrs(task))
+            if change:
+                problems.append(f"{where}: task {name!r} attribute {change}")
+            change = _dict_change(cls_attrs, _attrs(cls))
+            if change:
+                problems.append(f"{where}: task {name!r} class attribute {change}")
+        for what, old in self.caches.items():
+            new = _caches(app)[what]
+            if new is not old and not (what == "conf" and old is None):
+                problems.append(f"{where}: {what} {old!r} -> {new!r}")
+        return problems
+
+    def restore(self) -> None:
+        app = self.app
+        for mapping, saved in self.maps:
+            mapping.clear()
+            mapping.update(saved)
+        for (i, key), value in self.in_place.items():
+            now = self.maps[i][0].get(key)
+            if now != value:  # refilled in place: the setting keeps its identity
+                now.clear()
+                now.update(copy.deepcopy(value)) if not isinstance(now, list) else now.extend(
+                    copy.deepcopy(value)
+                )
+        conf = self.caches["conf"]
+        if conf is not None:
+            conf.maps[:] = self.map_list
+            conf.defaults[:] = self.map_list[1:]
+            app.__dict__["_conf"] = conf
+        app.__dict__["_backend_cache"] = self.caches["backend (shared)"]
+        app.__dict__["_pool"] = self.caches["connection pool"]
+        local = app.__dict__.get("_local")
+        if local is not None:
+            local.backend = self.caches["backend (this thread)"]
+        amqp = app.__dict__.get("amqp")
+        if amqp is not None:
+            amqp._producer_pool = self.caches["producer pool"]
+        if self.finalized:
+            dict.clear(app._tasks)
+            dict.update(app._tasks, self.registry)
+        for task, attrs, cls, cls_attrs in self.tasks.values():
+            for key in [k for k in _attrs(task) if k not in attrs]:
+                del task.__dict__[key]
+            task.__dict__.update(attrs)
+            for key in [k for k in _attrs(cls) if k not in cls_attrs]:
+                delattr(cls, key)
+            for key, value in cls_attrs.items():
+                if cls.__dict__.get(key) is not value:
+                    setattr(cls, key, value)
+
+
+def _dict_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _GONE) is not new.get(k, _GONE))
+    return ", ".join(f"{k}: {old.get(k, _GONE)!r} -> {new.get(k, _GONE)!r}" for k in keys)
+
+
+class _Gone:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_GONE = _Gone()
 
 
 # -- pytest hooks ------------------------------------------------------------------------

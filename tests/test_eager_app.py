@@ -193,8 +193,8 @@ def test_bad_wait_timeout_ini(pytester: pytest.Pytester, run: RunPytest) -> None
 
 
 def test_builtin_tasks_exist_when_asked_for(pytester: pytest.Pytester, run: RunPytest) -> None:
-    # eager_app creates Celery's built-in tasks on first use (most tests never need them):
-    # lookups, membership tests, listings and canvas must all still see them.
+    # Celery's built-in tasks (celery.group, celery.chord_unlock, ...) are on eager_app's
+    # app: lookups, membership tests, listings and canvas all see them.
     pytester.makepyfile(
         """
 from celery import Celery, chord, group

@@ -364,3 +364,50 @@ def test_2_clean(eager_app):
             "publish'*)",
         ]
     )
+
+
+def test_guard_sees_an_apps_state_left_changed(pytester: pytest.Pytester, run: RunPytest) -> None:
+    # Every restore point of an app, changed by a test that uses no fixture to undo it:
+    # the guard names each one, then puts it back for the next test.
+    pytester.makepyfile(
+        """
+from celery import Celery
+
+app = Celery("proj", set_as_current=False)
+app.conf.task_default_queue = "proj"
+
+@app.task(shared=False, max_retries=3)
+def job():
+    return 1
+
+app.finalize()
+POOL = object()
+
+def test_1_changes_the_app():
+    job.max_retries = 0
+    type(job._get_current_object()).rate_limit = "1/s"
+    app.conf.task_default_queue = "changed"
+    app.conf.broker_transport_options["visibility_timeout"] = 1
+    app.tasks["stray"] = job._get_current_object()
+    app._pool = POOL
+
+def test_2_restored():
+    assert job.max_retries == 3 and job.rate_limit is None
+    assert app.conf.task_default_queue == "proj"
+    assert app.conf.broker_transport_options == {}
+    assert "stray" not in app.tasks and app._pool is not POOL
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "  - app 'proj': setting task_default_queue: 'proj' -> 'changed'",
+            "  - app 'proj': setting broker_transport_options changed in place: "
+            "{} -> {'visibility_timeout': 1}",
+            "  - app 'proj': tasks +[[]'stray'[]] -[[][]]",
+            "  - app 'proj': task '*.job' attribute max_retries: <unset> -> 0",
+            "  - app 'proj': task '*.job' class attribute rate_limit: None -> '1/s'",
+            "  - app 'proj': connection pool None -> <object object at *>",
+        ]
+    )

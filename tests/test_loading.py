@@ -60,3 +60,29 @@ def test_plugin_import_does_not_import_celery_or_friends() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_public_api_is_imported_on_first_use() -> None:
+    # The package re-exports its API lazily (PEP 562): loading the plugin does not import
+    # the assertions, every name in __all__ still resolves to the object of its module,
+    # and a wrong name is an AttributeError naming it.
+    code = """
+import sys, pytest_celerybase.plugin
+print("pytest_celerybase.assertions" in sys.modules)
+import pytest_celerybase as api
+from pytest_celerybase import assert_hooks_called, HookCall
+from pytest_celerybase import assertions, lifecycle, recorder
+for name in api.__all__:
+    sources = [m for m in (assertions, lifecycle, recorder) if name in m.__all__]
+    assert sources and all(getattr(api, name) is getattr(m, name) for m in sources), name
+assert set(api.__all__) <= set(dir(api))
+try:
+    api.assert_hook_called
+except AttributeError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "False",
+        "module 'pytest_celerybase' has no attribute 'assert_hook_called'",
+    ]
