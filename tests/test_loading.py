@@ -71,9 +71,9 @@ import sys, pytest_celerybase.plugin
 print("pytest_celerybase.assertions" in sys.modules)
 import pytest_celerybase as api
 from pytest_celerybase import assert_hooks_called, HookCall
-from pytest_celerybase import assertions, lifecycle, recorder
+from pytest_celerybase import assertions, lifecycle, outbox, recorder
 for name in api.__all__:
-    sources = [m for m in (assertions, lifecycle, recorder) if name in m.__all__]
+    sources = [m for m in (assertions, lifecycle, outbox, recorder) if name in m.__all__]
     assert sources and all(getattr(api, name) is getattr(m, name) for m in sources), name
 assert set(api.__all__) <= set(dir(api))
 try:
