@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # The recorder and the report are imported in the hooks that use them, not at start-up:
 # they cost ~3 ms to import, and `pytest --collect-only` runs no test.
 
+# Seconds the timeline section waits for a live worker to finish its tasks.
+_REPORT_WAIT = 2.0
 _STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
 
 
@@ -81,6 +83,9 @@ def pytest_runtest_makereport(
     if recorder is not None and wanted:
         from pytest_celerybase._report import format_timeline
 
+        # A live worker stores a result before the hooks after it ran: let it finish
+        # what it is running (briefly: a stuck task must not hold the report up).
+        recorder.wait_idle(timeout=min(recorder.wait_timeout, _REPORT_WAIT))
         text = format_timeline(recorder)
         if text:
             report.sections.append(("celerybase timeline", text))
