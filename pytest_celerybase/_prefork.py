@@ -44,7 +44,21 @@ _RESULT_POLL_INTERVAL = 0.005
 _process_initializer = prefork.process_initializer
 
 
-class _PromptSupervisor(bpool.Supervisor):  # type: ignore[misc]
+class _KeepsTheTestProcess:
+    """billiard ends the whole process (``os._exit(1)``) when a pool thread crashes: in
+    a worker process that is a reasonable last resort, in the test process it kills the
+    test session without a report.  Log the crash instead; the live worker then fails
+    to stop in time and says so."""
+
+    def run(self) -> Any:
+        try:
+            return self.body()  # type: ignore[attr-defined]
+        except Exception as exc:
+            bpool.error("Thread %r crashed: %r", type(self).__name__, exc, exc_info=1)
+            return None
+
+
+class _PromptSupervisor(_KeepsTheTestProcess, bpool.Supervisor):  # type: ignore[misc]
     """billiard's Supervisor (re-forks lost and recycled children), waiting on an Event."""
 
     def __init__(self, pool: Any) -> None:
@@ -78,8 +92,23 @@ class _PromptSupervisor(bpool.Supervisor):  # type: ignore[misc]
         self.wake.set()
 
 
-class _PromptTimeoutHandler(bpool.TimeoutHandler):  # type: ignore[misc]
+class _PromptTimeoutHandler(_KeepsTheTestProcess, bpool.TimeoutHandler):  # type: ignore[misc]
     """billiard's time-limit thread, checking every 20 ms and stopping at once."""
+
+    def _trywaitkill(self, worker: Any) -> None:
+        # billiard waits on the child's sentinel after SIGTERM; the (prompt) supervisor
+        # may have reaped the child meanwhile and closed that descriptor: "invalid file
+        # descriptor" then.  A child already reaped needs no killing.
+        if worker._popen is None or worker._popen.returncode is not None:
+            return
+        try:
+            super()._trywaitkill(worker)
+        except (OSError, ValueError):
+            if worker._popen.returncode is None:  # still there: make sure it is gone
+                try:
+                    os.kill(worker.pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

@@ -44,7 +44,9 @@ def add_user(eager_app: Any) -> Any:
 
 @pytest.fixture
 def own_engines() -> Iterator[None]:
-    """Dispose the per-process engines a test created from a URL (no binding)."""
+    """No per-process engine made from a URL (no binding) before the test, none after it:
+    the cache is process-wide, so another test (a prefork one, say) may have filled it."""
+    dispose_engines()
     yield
     dispose_engines()
 

@@ -412,3 +412,49 @@ def test_with_a_double(live_worker, fake_redis):
 def test_kill_child_needs_the_prefork_pool(live_worker: LiveWorker) -> None:
     with pytest.raises(RuntimeError, match="kill_child needs worker_pool='prefork'"):
         live_worker.kill_child("some-id")
+
+
+# -- billiard's pool threads in the test process ---------------------------------------------
+def _sleeper() -> None:
+    time.sleep(30)
+
+
+def test_a_hard_limit_on_a_child_already_reaped_kills_nothing() -> None:
+    # The time-limit thread waits on the child's sentinel after SIGTERM; billiard's
+    # supervisor may have reaped the child and closed that descriptor meanwhile.  That
+    # raised "invalid file descriptor" in the thread, and billiard then ended the whole
+    # test process with os._exit(1) (seen about once in 15 runs of a hard time limit).
+    from billiard import Process
+
+    from pytest_celerybase._prefork import _PromptTimeoutHandler
+
+    handler = _PromptTimeoutHandler.__new__(_PromptTimeoutHandler)
+    child = Process(target=_sleeper)
+    child.start()
+    os.kill(child.pid, 9)
+    child.join(WAIT)
+    assert child.exitcode == -9
+    handler._trywaitkill(child)  # reaped: nothing to do, no error
+
+    gone = Process(target=_sleeper)
+    gone.start()
+    os.kill(gone.pid, 9)
+    os.close(gone._popen.sentinel)  # closed under billiard's wait, child not reaped yet
+    gone._popen.sentinel = -1
+    handler._trywaitkill(gone)  # billiard's wait raises: the child is killed, no error
+    os.waitpid(gone.pid, 0)
+
+
+def test_a_crashing_pool_thread_does_not_end_the_test_process(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from pytest_celerybase._prefork import _PromptSupervisor
+
+    class Broken(_PromptSupervisor):
+        def body(self) -> None:
+            raise ValueError("boom")
+
+    thread = Broken.__new__(Broken)
+    assert thread.run() is None  # billiard's own run() calls os._exit(1) here
+    # billiard's logger (a stderr handler of its own, or the root logger's)
+    assert "Thread 'Broken' crashed: ValueError('boom')" in capfd.readouterr().err + caplog.text
