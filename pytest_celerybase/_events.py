@@ -224,7 +224,13 @@ def causal_order(events: list[LifecycleEvent]) -> list[LifecycleEvent]:
         if event.name == "after_task_publish":
             for i in range(len(published) - 1, -1, -1):
                 other = published[i]
-                if other.task_id == event.task_id and other.name == "before_task_publish":
+                # the same message: same task id (a retry's shares it) and same thread
+                if (
+                    other.name == "before_task_publish"
+                    and other.task_id == event.task_id
+                    and other.thread == event.thread
+                    and other.pid == event.pid
+                ):
                     published.insert(i + 1, event)
                     break
             else:

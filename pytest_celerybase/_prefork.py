@@ -28,7 +28,7 @@ from celery.backends.filesystem import FilesystemBackend
 from celery.concurrency import prefork
 from celery.concurrency.asynpool import AsynPool
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
+from kombu.utils.encoding import ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps
 
 from pytest_celerybase import _children
@@ -320,7 +320,21 @@ def _accounted(apply: Any) -> Any:
 
 
 class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
-    """Celery's ``file://`` backend, checked every 5 ms while ``get()`` waits (0.5 s)."""
+    """Celery's ``file://`` backend, checked every 5 ms while ``get()`` waits (0.5 s).
+
+    Each result is written to a temporary name and renamed: Celery's backend truncates and
+    rewrites the file in place, so a child and the parent (or a reader) meeting on one
+    task's file read a half-written or doubled document (``DecodeError: Extra data``,
+    seen with a retry on prefork over RabbitMQ).
+    """
+
+    def set(self, key: Any, value: Any) -> None:
+        final = self._filename(key)  # bytes, as Celery builds it
+        suffix = f".{os.getpid()}.{threading.get_ident()}.part"
+        temporary = final + (suffix.encode() if isinstance(final, bytes) else suffix)
+        with self.open(temporary, "wb") as outfile:
+            outfile.write(ensure_bytes(value))  # type: ignore[no-untyped-call]
+        os.replace(temporary, final)
 
     def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
                  **kwargs: Any) -> Any:

@@ -24,6 +24,7 @@ from pytest_celerybase.recorder import (
     ExecutionInfo,
     HookCall,
     HookRecorder,
+    LifecycleEvent,
     NoActiveRecorderError,
     Publication,
     current_recorder,
@@ -210,3 +211,29 @@ def test_eager_propagating_executions_are_recorded_but_never_waited_for(app: Cel
             boom.apply(task_id="e1", throw=True)
         assert r.wait_idle(timeout=0) is True
     assert r.executions["e1"] == ExecutionInfo("e1", "unit.boom", True, True, 1)
+
+
+def test_a_late_after_task_publish_goes_after_its_own_before_task_publish() -> None:
+    # The test thread publishes; the worker thread runs the task and publishes its retry
+    # (same task id) before the test thread hears that its own message went out.
+    from pytest_celerybase._events import causal_order
+
+    def event(name: str, thread: str) -> LifecycleEvent:
+        return LifecycleEvent(name, "signal", "t", "id-1", 0.0, 1, thread)
+
+    recorded = [
+        event("before_task_publish", "MainThread"),
+        event("task_received", "worker"),
+        event("task_prerun", "worker"),
+        event("before_task_publish", "worker"),  # the retry's message
+        event("after_task_publish", "worker"),
+        event("after_task_publish", "MainThread"),  # late
+    ]
+    assert [(e.name, e.thread) for e in causal_order(recorded)] == [
+        ("before_task_publish", "MainThread"),
+        ("after_task_publish", "MainThread"),
+        ("task_received", "worker"),
+        ("task_prerun", "worker"),
+        ("before_task_publish", "worker"),
+        ("after_task_publish", "worker"),
+    ]
