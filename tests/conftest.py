@@ -6,6 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
+# Imported before any in-process pytester session: pytester drops the modules an inner
+# session imported, and sqlalchemy.orm cannot be imported a second time into the same
+# sqlalchemy ("Type <class 'object'> is already registered"), which the next test
+# needing it would then hit (seen in random orders and on SQLAlchemy 2.0).
+import sqlalchemy.orm  # noqa: F401
+
 from pytest_celerybase._celery_state import celery_globals_restored
 
 # After every test: Celery's tracer, task classes, apps and the bases' bindings are back
