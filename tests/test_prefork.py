@@ -426,9 +426,9 @@ def test_a_hard_limit_on_a_child_already_reaped_kills_nothing() -> None:
     # test process with os._exit(1) (seen about once in 15 runs of a hard time limit).
     from billiard import Process
 
-    from pytest_celerybase._prefork import _PromptTimeoutHandler
+    from pytest_celerybase._billiard import _PromptTimeoutHandler
 
-    handler = _PromptTimeoutHandler.__new__(_PromptTimeoutHandler)
+    handler = _PromptTimeoutHandler([], {}, None, None)  # (its thread is not started)
     child = Process(target=_sleeper)
     child.start()
     os.kill(child.pid, 9)
@@ -448,7 +448,7 @@ def test_a_hard_limit_on_a_child_already_reaped_kills_nothing() -> None:
 def test_a_crashing_pool_thread_does_not_end_the_test_process(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pytest_celerybase._prefork import _PromptSupervisor
+    from pytest_celerybase._billiard import _PromptSupervisor
 
     class Broken(_PromptSupervisor):
         def body(self) -> None:
