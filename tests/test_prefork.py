@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +22,17 @@ from celery import Task, shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.utils.serialization import UnpickleableExceptionWrapper
 
+import pytest_celerybase
 from pytest_celerybase import HookCall, HookRecorder, assert_hooks_called, hook_calls
 from pytest_celerybase._children import portable
 from pytest_celerybase._compat import CELERY_VERSION
 from pytest_celerybase.bases import APIClientTask, CachedTask, DatabaseTask, ResourcePoolTask
-from pytest_celerybase.worker import LiveWorker, WorkerStartError, WorkerStopError
+from pytest_celerybase.worker import (
+    BROKER_URL_ENV,
+    LiveWorker,
+    WorkerStartError,
+    WorkerStopError,
+)
 from tests.conftest import RunPytest
 from tests.leak_guard import child_processes
 
@@ -181,6 +190,20 @@ def test_hard_time_limit_runs_failure_hooks_in_the_parent(live_worker: LiveWorke
         assert isinstance(calls[1].exc, TimeLimitExceeded)
     else:  # Celery 5.6 and older run no hook for a hard time limit
         assert where == [("before_start", "child")]
+
+
+def test_hard_time_limit_kill_survives_the_supervisor_joining_the_child() -> None:
+    # billiard's time-limit thread waited on a sentinel the supervisor could close under
+    # it; its ValueError ended the test session (os._exit(1)), silently, now and then.
+    here = str(Path(pytest_celerybase.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop(BROKER_URL_ENV, None)  # the blocking pool (memory broker) has the thread
+    script = Path(__file__).with_name("prefork_kill_race.py")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "killed 1\n"), done.stderr[-2000:]
+    assert "crashed" not in done.stderr
 
 
 @prefork
