@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from billiard import pool as bpool
+from celery.concurrency import asynpool
 from celery.concurrency.asynpool import AsynPool
 
 __all__ = ["CHECK_INTERVAL", "TERM_GRACE", "PromptAsynPool", "PromptPool"]
@@ -145,22 +146,32 @@ def _signal_child(worker: Any, sig: int) -> None:
         os.kill(worker.pid, sig)
 
 
+def _do_exit(self: Any, pid: int, exitcode: Any, exc: Any = None) -> None:
+    """billiard's ``Worker._do_exit`` without its 1 s sleep before ``os._exit``."""
+    if exitcode is None:
+        exitcode = bpool.EX_FAILURE if exc else bpool.EX_OK
+    if self.on_exit is not None:
+        self.on_exit(pid, exitcode)
+    try:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {bpool.TERM_SIGNAL})
+        try:
+            self.outq.put((bpool.DEATH, (pid, exitcode)))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    finally:
+        os._exit(exitcode)
+
+
 class _PromptWorker(bpool.Worker):  # type: ignore[misc]
     """A pool child that exits as soon as it has said so (billiard then sleeps 1 s)."""
 
-    def _do_exit(self, pid: int, exitcode: Any, exc: Any = None) -> None:
-        if exitcode is None:
-            exitcode = bpool.EX_FAILURE if exc else bpool.EX_OK
-        if self.on_exit is not None:
-            self.on_exit(pid, exitcode)
-        try:
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {bpool.TERM_SIGNAL})
-            try:
-                self.outq.put((bpool.DEATH, (pid, exitcode)))
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        finally:
-            os._exit(exitcode)
+    _do_exit = _do_exit
+
+
+class _PromptAsynWorker(asynpool.Worker):  # type: ignore[misc]
+    """The event-loop pool's child, exiting as promptly (each stop waited 1 s more)."""
+
+    _do_exit = _do_exit
 
 
 def _reap_lock(pool: Any) -> Any:
@@ -220,10 +231,12 @@ class PromptAsynPool(AsynPool):  # type: ignore[misc]
     """Celery's event-loop pool (real brokers), replacing lost/recycled children at once.
 
     It checks its children from a hub timer every 5 s: a recycled or lost child's
-    replacement (and a lost child's WorkerLostError) would wait that long.  Its time
-    limits run on the hub (the handler's thread is not started), killing as above.
+    replacement (and a lost child's WorkerLostError) would wait that long.  Its children
+    exit without billiard's 1 s sleep; its time limits run on the hub (the handler's
+    thread is not started), killing as above.
     """
 
+    Worker = _PromptAsynWorker
     TimeoutHandler = _PromptTimeoutHandler
 
     @property

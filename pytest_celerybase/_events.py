@@ -216,10 +216,11 @@ def causal_order(events: list[LifecycleEvent]) -> list[LifecycleEvent]:
     publishing thread's ``after_task_publish`` (a worker may receive, even run, the
     message first) and a worker consumer's ``task_received`` of a retry (it can arrive
     while the attempt that sent it, in a pool thread or a prefork child, is still
-    finishing).  Each ``after_task_publish`` goes right after its
-    ``before_task_publish``, and such a ``task_received`` right after the
-    ``task_postrun`` of the attempt that published it.  A redelivered message (its
-    attempt's child died without publishing anything) stays where it was received.
+    finishing).  Each ``after_task_publish`` goes right after its own
+    ``before_task_publish`` (same task id and thread: a retry publishes the task id
+    again), and such a ``task_received`` right after the ``task_postrun`` of the attempt
+    that published it.  A redelivered message (its attempt's child died without
+    publishing anything) stays where it was received.
     """
     published: list[LifecycleEvent] = []
     for event in events:

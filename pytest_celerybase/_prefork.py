@@ -30,7 +30,7 @@ from kombu.utils.encoding import ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps
 
 from pytest_celerybase import _children
-from pytest_celerybase._billiard import PromptAsynPool, PromptPool
+from pytest_celerybase._billiard import CHECK_INTERVAL, PromptAsynPool, PromptPool
 from pytest_celerybase.recorder import STACK
 
 if TYPE_CHECKING:
@@ -73,6 +73,21 @@ class _Delivery:
             STACK[-1].inflight.finished(self.task_id)
 
 
+class _PromptTime:
+    """The ``time`` module as Celery's prefork module sees it during a stop: no sleep
+    longer than billiard's checks here."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(min(seconds, CHECK_INTERVAL))
+
+
+_PROMPT_TIME = _PromptTime()
+
+
 class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
     """Celery's prefork pool, prompt, with each delivery's end known to the recorder."""
 
@@ -94,7 +109,13 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
             return
         if pool._state == bpool.RUN:
             pool.close()  # the children get their sentinel; running tasks finish
-        super().on_stop()  # joins the pool's threads and children
+        # Celery 5.7 fires the event loop's timers from a thread while the pool drains,
+        # sleeping 0.5 s between passes, and the stop waits for its last sleep.
+        saved, prefork.time = prefork.time, _PROMPT_TIME
+        try:
+            super().on_stop()  # joins the pool's threads and children
+        finally:
+            prefork.time = saved
         if not isinstance(pool, PromptPool):
             pool.terminate()  # AsynPool (real brokers): nothing left to signal after the join
             return
