@@ -297,11 +297,20 @@ class LiveWorker:
     def _stop_failure(self) -> str:
         from celery.worker import state
 
-        running = sorted(
-            f"{req.name}[{req.id}]" for req in list(state.active_requests)
-            if getattr(req, "hostname", self.hostname) == self.hostname
-        )
-        what = f"task(s) still running: {', '.join(running)}" if running else "no task running"
+        def mine(requests: Any) -> list[str]:
+            return sorted(
+                f"{req.name}[{req.id}]" for req in list(requests)
+                if getattr(req, "hostname", self.hostname) == self.hostname
+            )
+
+        running = mine(state.active_requests)
+        # A prefork child can run a task before its parent has read the child's "started"
+        # (the event loop stops reading at the stop request): still the task in the way.
+        received = [r for r in mine(state.reserved_requests) if r not in running]
+        parts = [f"task(s) still running: {', '.join(running)}"] if running else []
+        if received:
+            parts.append(f"task(s) received and not finished: {', '.join(received)}")
+        what = "; ".join(parts) or "no task running"
         if self._prefork is not None:
             return (
                 f"live_worker did not stop within {self.stop_timeout:g}s ({what}); its "

@@ -378,7 +378,9 @@ def test_task_still_running_at_stop_is_reported_and_its_child_killed(
         hook_recorder.wait_idle(timeout=0)  # reads the children's records
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    with pytest.raises(WorkerStopError, match=r"pf.sleeps.*prefork children were killed"):
+    # The parent may not have read yet that the child started it: "received".
+    with pytest.raises(WorkerStopError, match=r"(still running|received and not finished): "
+                       r"pf\.sleeps\[.*prefork children were killed"):
         worker.stop()
     assert not worker.running and child_processes() == []
     assert result.id
