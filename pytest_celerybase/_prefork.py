@@ -55,18 +55,21 @@ def _initializer(app: Any, hostname: str) -> None:
 class _Delivery:
     """One message handed to the pool; ends once (see :class:`PreforkPool`)."""
 
-    __slots__ = ("ended", "lock", "task_id")
+    __slots__ = ("ended", "lock", "pending", "task_id")
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, name: str, pending: dict[str, str]) -> None:
         self.task_id = task_id
         self.lock = threading.Lock()
         self.ended = False
+        self.pending = pending
+        pending[task_id] = name
 
     def end(self) -> None:
         with self.lock:
             if self.ended:
                 return
             self.ended = True
+        self.pending.pop(self.task_id, None)
         # The child wrote its records before it returned its result: read them first.
         _children.flush()
         if STACK:
@@ -101,7 +104,10 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
             super().on_start()
         finally:
             prefork.process_initializer = _process_initializer
-        self.on_apply = _accounted(self.on_apply)  # type: ignore[has-type]
+        #: Task id -> name of each message handed to the pool and not finished: a child
+        #: may run it before the parent has read that it started (Celery's view).
+        self.deliveries: dict[str, str] = {}
+        self.on_apply = _accounted(self.on_apply, self.deliveries)  # type: ignore[has-type]
 
     def on_stop(self) -> None:
         pool = self._pool
@@ -132,7 +138,7 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
                 queue.close()
 
 
-def _accounted(apply: Any) -> Any:
+def _accounted(apply: Any, pending: dict[str, str]) -> Any:
     """Wrap ``apply_async`` so that each delivery ends once its callbacks have run.
 
     A hard time limit fails the job (error callback), runs the timeout callback (where
@@ -146,7 +152,7 @@ def _accounted(apply: Any) -> Any:
         if STACK and args:
             # A message nobody saw published (sent before the test, redelivered).
             STACK[-1].inflight.started(task_id, str(args[0]))
-        delivery = _Delivery(task_id)
+        delivery = _Delivery(task_id, str(args[0]) if args else "?", pending)
         callback = options.get("callback")
         error_callback = options.get("error_callback")
         timeout_callback = options.get("timeout_callback")
@@ -297,6 +303,11 @@ class PreforkRuntime:
             else:
                 self.failures.append((pid, reason or "?"))
             self._changed.notify_all()
+
+    def unfinished(self) -> list[str]:
+        """``name[id]`` of each task handed to the pool and not finished."""
+        pending = getattr(getattr(self.live.controller, "pool", None), "deliveries", {})
+        return sorted(f"{name}[{task_id}]" for task_id, name in dict(pending).items())
 
     def child_pids(self) -> list[int]:
         """The pids of the pool's child processes now."""

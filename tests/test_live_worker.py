@@ -48,15 +48,14 @@ def timeouts_waited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable
 
     Recorded, from any thread or prefork child: every sleep of 0.5 s or more (billiard's
     supervisor and time-limit loops, a child's exit, Celery's drain loop at stop) and
-    every drain of the synchronous consumer loop longer than its stop-check slice (Celery
-    drains for 2 s).  Celery's ETA timer idles in 1 s waits; here they never time out, so
-    a timer that is not woken at stop hangs the stop (``WorkerStopError``) instead of
-    slowing it.  Nothing is measured: a stop that took a timeout path is named.
+    every drain of the broker connection for 0.5 s or more (Celery's synchronous loop
+    drains for 2 s; the worker's loop drains in 10 ms slices).  Celery's ETA timer idles
+    in 1 s waits; here they never time out, so a timer that is not woken at stop hangs
+    the stop (``WorkerStopError``) instead of slowing it.  Nothing is measured: a stop
+    that took a timeout path is named.
     """
     from celery.utils.timer2 import Timer
     from kombu import Connection
-
-    from pytest_celerybase._controller import _STOP_CHECK_INTERVAL
 
     log = tmp_path / "timeouts-waited.log"
     parent = os.getpid()
@@ -75,7 +74,7 @@ def timeouts_waited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable
     real_drain = Connection.drain_events
 
     def drain_events(self: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        if timeout is None or timeout > _STOP_CHECK_INTERVAL:
+        if timeout is None or timeout >= 0.5:
             note(f"drained events with timeout={timeout}")
         return real_drain(self, timeout=timeout, **kwargs)
 
@@ -339,10 +338,70 @@ def test_stop_is_bounded_when_a_task_hangs() -> None:
     assert not worker.running
 
 
-def test_stop_failure_names_tasks_received_and_not_finished(
+def test_stop_wakes_an_event_loop_polling_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kombu < 5.7's ``call_soon`` leaves the loop in its poll (up to 10 s over AMQP)."""
+    import socket
+
+    from kombu.asynchronous import Hub
+
+    from pytest_celerybase._controller import _stoppable_loop
+
+    def call_soon(self: Hub, callback: Any, *args: Any) -> Any:
+        from vine import promise
+
+        callback = promise(callback, args)
+        with self._ready_lock:
+            self._ready.add(callback)  # no wake-up: the next poll is waited out
+        return callback
+
+    monkeypatch.setattr(Hub, "call_soon", call_soon)
+    hub = Hub()
+    idle_r, idle_w = socket.socketpair()  # a connection with nothing to read
+    hub.add_reader(idle_r, lambda: None)
+    hub.timer.call_after(3600, lambda: None)
+    hub.fire_timers = lambda **_: 3600  # type: ignore[method-assign] # the poll's timeout
+    polling = threading.Event()
+    hub.on_tick.add(polling.set)  # called right before each poll
+
+    def asynloop(*_: Any) -> None:
+        loop = hub.create_loop()
+        while True:
+            next(loop)
+
+    app = Celery("hub", set_as_current=False)
+    app.conf.update(live_defaults())
+    worker = LiveWorker(app, stop_timeout=WAIT)
+    consumer_loop = _stoppable_loop(asynloop, worker)
+    ended: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            consumer_loop(None, None, None, None, hub)
+        except BaseException as exc:
+            ended.append(exc)
+
+    worker._thread = threading.Thread(target=consume, daemon=True)
+    worker._thread.start()
+    try:
+        assert polling.wait(WAIT)
+        worker.stop()  # a hub that is not woken would poll for an hour: WorkerStopError
+        assert not worker.running
+        assert [type(e).__name__ for e in ended] == ["WorkerShutdown"]
+        assert worker._hub_waker is None  # the loop's waker is closed with it
+    finally:
+        idle_w.send(b"x")  # ends a poll a failed stop left behind
+        worker._thread.join(WAIT)
+        hub.close()
+        idle_r.close()
+        idle_w.close()
+        app.close()
+
+
+def test_prefork_stop_failure_names_the_tasks_in_the_pool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from dataclasses import dataclass
+    from types import SimpleNamespace
 
     from celery.worker import state
 
@@ -355,21 +414,17 @@ def test_stop_failure_names_tasks_received_and_not_finished(
     app = Celery("names", set_as_current=False)
     app.conf.update(live_defaults())
     worker = LiveWorker(app, pool="prefork", stop_timeout=0.5)
-
-    def request(name: str, hostname: str = worker.hostname) -> Any:
-        return Request(name, f"{name}-id", hostname)
-
-    running, started_in_a_child = request("t.runs"), request("t.child")
-    # A prefork child can run a task before its parent has read that it started.
-    monkeypatch.setattr(state, "active_requests", {running, request("t.other", "elsewhere")})
-    monkeypatch.setattr(state, "reserved_requests", {running, started_in_a_child})
+    running = Request("t.runs", "1", worker.hostname)
+    monkeypatch.setattr(state, "active_requests", {running, Request("t.other", "2", "elsewhere")})
+    # The pool's parent had not read yet that a child started "3".
+    worker.controller = SimpleNamespace(pool=SimpleNamespace(deliveries={"1": "t.runs",
+                                                                         "3": "t.child"}))
     assert worker._stop_failure().startswith(
-        "live_worker did not stop within 0.5s (task(s) still running: t.runs[t.runs-id]; "
-        "task(s) received and not finished: t.child[t.child-id]); its prefork children "
-        "were killed"
+        "live_worker did not stop within 0.5s (task(s) still running: t.runs[1]; task(s) in "
+        "the pool, not finished: t.child[3]); its prefork children were killed"
     )
     monkeypatch.setattr(state, "active_requests", set())
-    monkeypatch.setattr(state, "reserved_requests", set())
+    worker.controller = None
     assert "(no task running)" in worker._stop_failure()
     app.close()
 

@@ -378,8 +378,8 @@ def test_task_still_running_at_stop_is_reported_and_its_child_killed(
         hook_recorder.wait_idle(timeout=0)  # reads the children's records
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    # The parent may not have read yet that the child started it: "received".
-    with pytest.raises(WorkerStopError, match=r"(still running|received and not finished): "
+    # The parent may not have read yet that the child started it: "in the pool".
+    with pytest.raises(WorkerStopError, match=r"(still running|in the pool, not finished): "
                        r"pf\.sleeps\[.*prefork children were killed"):
         worker.stop()
     assert not worker.running and child_processes() == []
