@@ -116,12 +116,16 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
         if pool._state == bpool.RUN:
             pool.close()  # the children get their sentinel; running tasks finish
         # Celery 5.7 fires the event loop's timers from a thread while the pool drains,
-        # sleeping 0.5 s between passes, and the stop waits for its last sleep.
-        saved, prefork.time = prefork.time, _PROMPT_TIME
+        # sleeping 0.5 s between passes, and the stop waits for its last sleep (older
+        # Celery has no such thread, nor ``time`` in that module).
+        saved = vars(prefork).get("time", _MISSING)
+        if saved is not _MISSING:
+            prefork.time = _PROMPT_TIME
         try:
             super().on_stop()  # joins the pool's threads and children
         finally:
-            prefork.time = saved
+            if saved is not _MISSING:
+                prefork.time = saved
         if not isinstance(pool, PromptPool):
             pool.terminate()  # AsynPool (real brokers): nothing left to signal after the join
             return
@@ -219,15 +223,17 @@ class _AtomicFileChannel(filesystem.Channel):
 
     kombu creates the file, then writes it; a consumer polling meanwhile moves and reads
     an empty file (JSONDecodeError: the message is lost).  Measured with a child's retry
-    and a redelivery.  The message is written to a name no consumer matches, then renamed.
+    and a redelivery.  The message is written to a name no consumer matches (kombu < 5.7
+    takes any name *containing* ``.<queue>.msg``), then renamed.
     """
 
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{round(time.monotonic() * 1000)}_{os.urandom(16).hex()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        with open(final + ".part", "wb") as f:
+        unique = f"{round(time.monotonic() * 1000)}_{os.urandom(16).hex()}"
+        final = os.path.join(self.data_folder_out, f"{unique}.{queue}.msg")
+        part = os.path.join(self.data_folder_out, f".{unique}.part")
+        with open(part, "wb") as f:
             f.write(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
-        os.rename(final + ".part", final)
+        os.rename(part, final)
 
 
 class FileTransport(filesystem.Transport):
@@ -264,7 +270,10 @@ class PreforkRuntime:
             messages = os.path.join(self._dir, "broker")
             os.mkdir(messages)
             options = dict(conf.broker_transport_options or {})
-            options.update(data_folder_in=messages, data_folder_out=messages)
+            # kombu keeps its exchange tables in ./control by default: the user's project.
+            control = os.path.join(self._dir, "control")
+            options.update(data_folder_in=messages, data_folder_out=messages,
+                           control_folder=control)
             changes.update(broker_url="filesystem://", broker_transport_options=options,
                            broker_transport=f"{__name__}:FileTransport")
         if str(conf.result_backend).startswith("cache+memory://"):

@@ -157,6 +157,33 @@ def test_unpicklable_exception_arrives_as_celerys_wrapper(live_worker: LiveWorke
     assert "card declined" in str(failure.exc)
 
 
+def test_file_broker_message_is_invisible_to_consumers_until_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombu import Connection
+
+    renamed: list[tuple[str, str]] = []
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        # kombu < 5.7 consumes any file whose name contains ".<queue>.msg": the one
+        # being written must not (a consumer would read it empty or half-written).
+        renamed.append((os.path.basename(src), os.path.basename(dst)))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+               "control_folder": str(tmp_path / "control")}
+    with Connection("filesystem://", transport="pytest_celerybase._prefork:FileTransport",
+                    transport_options=options) as conn:
+        queue = conn.SimpleQueue("q")
+        queue.put({"n": 1})
+        assert queue.get(timeout=WAIT).payload == {"n": 1}
+        queue.close()
+    written, published = renamed[0]  # (then the consumer moves the message away)
+    assert ".q.msg" not in written and published.endswith(".q.msg")
+
+
 def test_portable_keeps_what_pickles_and_reprs_the_rest() -> None:
     call = HookCall("on_failure", "t", "id-1", (Unpicklable(), 1), {"k": 2}, None,
                     LockedError("boom"), None, None, "MainThread", 123)
@@ -432,6 +459,8 @@ def test_with_a_double(live_worker, fake_redis):
     )
     assert child_processes() == []
     assert {t for t in threading.enumerate() if t.is_alive()} <= threads
+    # Nothing written to the working directory (kombu's file broker keeps a ./control).
+    assert sorted(p.name for p in pytester.path.iterdir()) == [".pytest_cache", "test_inner.py"]
 
 
 def test_kill_child_needs_the_prefork_pool(live_worker: LiveWorker) -> None:
