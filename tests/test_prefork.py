@@ -27,6 +27,7 @@ from pytest_celerybase import HookCall, HookRecorder, assert_hooks_called, hook_
 from pytest_celerybase._children import portable
 from pytest_celerybase._compat import CELERY_VERSION
 from pytest_celerybase.bases import APIClientTask, CachedTask, DatabaseTask, ResourcePoolTask
+from pytest_celerybase.bases.database import dispose_engines
 from pytest_celerybase.worker import (
     BROKER_URL_ENV,
     LiveWorker,
@@ -345,6 +346,9 @@ def made_in_parent() -> Iterator[dict[str, int]]:
     signals.worker_init.connect(create, weak=False)
     yield made
     signals.worker_init.disconnect(create)
+    # The parent's engine is the process's own (ProcessLocal): a later test asserting
+    # that nothing was created yet would see it (tests/test_bases_database.py).
+    dispose_engines()
 
 
 @prefork
