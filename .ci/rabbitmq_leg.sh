@@ -49,26 +49,41 @@ mkdir -p "$HOME"
 
 stop_rabbitmq() {
     status=$?
+    # Cleanup runs to the end whatever happens around it: output to a reader that went
+    # away (SIGPIPE killed it half-way: the node kept running), a failing command,
+    # another Ctrl-C.
+    trap '' PIPE INT TERM HUP
+    set +e +o pipefail
     if [ -n "${started:-}" ]; then
         # Queues the tests left (each worker uses a private celerybase.* queue).
         rabbitmqctl -q list_queues name 2>/dev/null | grep -E '^celerybase\.|^celery' \
             | while read -r queue; do
-                rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
+                rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1
             done
-        left=$(rabbitmqctl -q list_queues name 2>/dev/null | grep -cE '^celerybase\.' || true)
-        echo "== rabbitmq: ${left:-0} celerybase queue(s) left after cleanup"
-        rabbitmqctl -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1 || true
+        left=$(rabbitmqctl -q list_queues name 2>/dev/null | grep -cE '^celerybase\.')
+        echo "== rabbitmq: ${left:-0} celerybase queue(s) left after cleanup" 2>/dev/null
+        rabbitmqctl -q stop "$RABBITMQ_PID_FILE" >/dev/null 2>&1
     fi
     if [ -s "$RABBITMQ_PID_FILE" ]; then
-        kill "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null || true
+        pid=$(cat "$RABBITMQ_PID_FILE")
+        kill "$pid" 2>/dev/null
+        for _ in $(seq 1 100); do  # bounded: 10 s, then SIGKILL
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null
     fi
     if [ -z "${epmd_was_running:-}" ]; then
-        epmd -kill >/dev/null 2>&1 || true  # the port mapper our node started
+        epmd -kill >/dev/null 2>&1  # the port mapper our node started
     fi
     rm -rf "$workdir"
     exit "$status"
 }
 trap stop_rabbitmq EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 
 epmd_was_running=
 if epmd -names >/dev/null 2>&1; then epmd_was_running=1; fi

@@ -26,6 +26,9 @@ port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/celerybase-redis.XXXXXX")
 
 stop_redis() {
+    status=$?
+    trap '' PIPE INT TERM HUP  # cleanup runs to the end (see rabbitmq_leg.sh)
+    set +e
     if [ -s "$workdir/redis.pid" ]; then
         pid=$(cat "$workdir/redis.pid")
         kill "$pid" 2>/dev/null || true
@@ -36,8 +39,13 @@ stop_redis() {
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -rf "$workdir"
+    exit "$status"
 }
 trap stop_redis EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
 
 echo "== redis-server on 127.0.0.1:$port"
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \

@@ -9,6 +9,7 @@ started, an unregistered task fails with an explanation, and its ETA timer stops
 from __future__ import annotations
 
 import difflib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_celerybase.worker import LiveWorker
 
 __all__ = [
+    "HubWaker",
     "UnregisteredTaskError",
     "describe_forked_too_early",
     "describe_unregistered",
@@ -226,17 +228,62 @@ def _stoppable_loop(loop: Callable[..., Any], live: LiveWorker) -> Callable[...,
     """Wrap the consumer's loop so that :meth:`LiveWorker.stop` ends it promptly."""
 
     def run(obj: Any, connection: Any, consumer: Any, blueprint: Any, hub: Any, *rest: Any) -> Any:
+        waker = None
         if hub is not None:
-            # asynloop (real brokers): stop() wakes the hub with a callback that raises.
+            # asynloop (real brokers): stop() queues a callback that raises on the hub,
+            # and wakes the hub's poll.
+            waker = HubWaker(hub)
             live._hub = hub
+            live._hub_waker = waker
         else:
             # synloop: drain in short slices, checking for a stop request in between.
             connection.drain_events = _interruptible(connection.drain_events, live._stopping)
-        if live._stopping.is_set():
-            raise_shutdown()
-        return loop(obj, connection, consumer, blueprint, hub, *rest)
+        try:
+            if live._stopping.is_set():
+                raise_shutdown()
+            return loop(obj, connection, consumer, blueprint, hub, *rest)
+        finally:
+            if waker is not None:
+                live._hub_waker = None
+                waker.close()
 
     return run
+
+
+class HubWaker:
+    """A socket pair the event loop polls, written to by :meth:`wake` from any thread.
+
+    kombu < 5.7's ``Hub.call_soon`` does not wake the loop, which polls for up to 10 s on
+    an idle AMQP connection: a stop right after a task waited that long (measured:
+    ``WorkerStopError`` at the 10 s stop timeout).  kombu 5.7 wakes it too: harmless.
+    """
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+        hub.add_reader(self.reader, self._drain)
+
+    def _drain(self) -> None:
+        try:
+            self.reader.recv(4096)
+        except OSError:
+            pass
+
+    def wake(self) -> None:
+        try:
+            self.writer.send(b"x")
+        except OSError:  # closed already, or a wake-up is pending: either way, awake
+            pass
+
+    def close(self) -> None:
+        try:
+            self.hub.remove_reader(self.reader)
+        except Exception:  # the hub may have been closed with its readers
+            pass
+        self.reader.close()
+        self.writer.close()
 
 
 def _interruptible(drain: Callable[..., Any], stopping: threading.Event) -> Callable[..., Any]:

@@ -212,12 +212,15 @@ def lifecycle_event(event: tuple[Any, ...], started: float, pid: int) -> Lifecyc
 def causal_order(events: list[LifecycleEvent]) -> list[LifecycleEvent]:
     """The events in the order they happened to the message, whatever the threads' timing.
 
-    Two things are recorded by different threads and can interleave: the publishing
-    thread's ``after_task_publish`` (a worker may receive, even run, the message first)
-    and a worker consumer's ``task_received`` of a retry (it can arrive while the pool
-    thread is still finishing the attempt that sent it).  Each ``after_task_publish``
-    goes right after its ``before_task_publish``, and such a ``task_received`` right
-    after the ``task_postrun`` of the attempt that was running.
+    Two things are recorded by different threads (or processes) and can interleave: the
+    publishing thread's ``after_task_publish`` (a worker may receive, even run, the
+    message first) and a worker consumer's ``task_received`` of a retry (it can arrive
+    while the attempt that sent it, in a pool thread or a prefork child, is still
+    finishing).  Each ``after_task_publish`` goes right after its own
+    ``before_task_publish`` (same task id and thread: a retry publishes the task id
+    again), and such a ``task_received`` right after the ``task_postrun`` of the attempt
+    that published it.  A redelivered message (its attempt's child died without
+    publishing anything) stays where it was received.
     """
     published: list[LifecycleEvent] = []
     for event in events:
@@ -238,20 +241,29 @@ def causal_order(events: list[LifecycleEvent]) -> list[LifecycleEvent]:
         else:
             published.append(event)
     ordered: list[LifecycleEvent] = []
-    running: dict[str | None, list[str]] = {}  # task id -> threads of attempts running
+    # task id -> attempts running / attempts that published their own next message, each
+    # known by (pid, thread): a prefork child's thread has its parent's thread name.
+    running: dict[str | None, list[tuple[int, str]]] = {}
+    retrying: dict[str | None, list[tuple[int, str]]] = {}
     deferred: dict[str | None, list[LifecycleEvent]] = {}
     for event in published:
-        attempts = running.setdefault(event.task_id, [])
-        if event.name == "task_received" and any(t != event.thread for t in attempts):
-            deferred.setdefault(event.task_id, []).append(event)
+        origin, task_id = (event.pid, event.thread), event.task_id
+        attempts = running.setdefault(task_id, [])
+        senders = retrying.setdefault(task_id, [])
+        if event.name == "task_received" and any(o != origin for o in senders):
+            deferred.setdefault(task_id, []).append(event)
             continue
         ordered.append(event)
         if event.name == "task_prerun":
-            attempts.append(event.thread)
-        elif event.name == "task_postrun" and event.thread in attempts:
-            attempts.remove(event.thread)
-            if not attempts:
-                ordered.extend(deferred.pop(event.task_id, []))
+            attempts.append(origin)
+        elif event.name == "before_task_publish" and origin in attempts:
+            senders.append(origin)
+        elif event.name == "task_postrun" and origin in attempts:
+            attempts.remove(origin)
+            if origin in senders:
+                senders.remove(origin)
+            if not senders:
+                ordered.extend(deferred.pop(task_id, []))
     for late in deferred.values():  # an attempt that never ended (e.g. a lost worker)
         ordered.extend(late)
     return ordered

@@ -1,12 +1,13 @@
-"""Eager vs worker, held vs broker: what Celery does in each mode, as measured (no pytest,
-no Celery).
+"""Eager vs worker vs prefork, held vs broker: what Celery does in each mode, as measured
+(no pytest, no Celery).
 
 :data:`PARITY` is the single source of the manual's "Eager vs worker" table, rendered
 from it when the manual is built (docs/explanation/eager-vs-worker.md):
-``tests/test_parity.py`` runs every scenario eagerly (``eager_app``) and on a real worker
-(``live_worker``, solo and threads pools) and fails when the measurement differs from
-the table; ``scripts/parity_table.py`` renders it as Markdown.  Hook assertions use
-:func:`known_difference` to say when a failure is one of these differences.
+``tests/test_parity.py`` runs every scenario eagerly (``eager_app``), on a real worker
+(``live_worker``, solo and threads pools) and on a prefork worker (child processes) and
+fails when the measurement differs from the table; ``scripts/parity_table.py`` renders
+it as Markdown.  Hook assertions use :func:`known_difference` to say when a failure is
+one of the eager/worker differences.
 
 :data:`HELD_PARITY` is the same for messages held by ``sent_tasks`` and run by
 ``sent_tasks.run()`` vs messages sent to a broker and run by a worker, measured by
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "CANNOT_RUN",
     "HELD_PARITY",
     "PARITY",
     "RAISED",
@@ -33,6 +35,8 @@ _TABLE_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/explanation/ea
 
 #: ``Outcome.state`` of a call that raised instead of returning a result.
 RAISED = "RAISED"
+#: ``Outcome.state`` of a scenario that cannot run in that mode (``result`` says why).
+CANNOT_RUN = "CANNOT_RUN"
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,11 @@ class Outcome:
     """Hooks recorded for the task (in order) and how the call ended.
 
     ``state`` is the result's Celery state as the caller sees it once the task is done
-    (``AsyncResult(id).state``), or :data:`RAISED` when the call itself raised;
-    ``result`` is the return value's repr, the exception's class name, or ``None``;
-    ``lifecycle`` is every hook and task signal recorded for the task, in order.
+    (``AsyncResult(id).state``), :data:`RAISED` when the call itself raised, or
+    :data:`CANNOT_RUN` when the scenario cannot happen in that mode; ``result`` is the
+    return value's repr (for a scenario of several calls, what they show together), the
+    exception's class name, why it cannot run, or ``None``; ``lifecycle`` is every hook
+    and task signal recorded for the task, in order.
     """
 
     hooks: tuple[str, ...]
@@ -51,23 +57,54 @@ class Outcome:
     lifecycle: tuple[str, ...] = ()
 
     def render_hooks(self) -> str:
-        return ", ".join(self.hooks) if self.hooks else "(none)"
+        if self.state == CANNOT_RUN:
+            return "-"
+        return _names(self.hooks)
 
     def render_outcome(self) -> str:
         if self.state == RAISED:
             return f"call raises {self.result}"
+        if self.state == CANNOT_RUN:
+            return f"cannot happen: {self.result}"
         return self.state if self.result is None else f"{self.state}: {self.result}"
+
+    def render_lifecycle(self) -> str:
+        if self.state == CANNOT_RUN:
+            return "-"
+        return _names(self.lifecycle)
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """``names`` joined, a sequence repeated n times as ``n times: ...``."""
+    if not names:
+        return "(none)"
+    for size in range(1, len(names) // 2 + 1):
+        times, rest = divmod(len(names), size)
+        if not rest and names == names[:size] * times:
+            return f"{times} times: {', '.join(names[:size])}"
+    return ", ".join(names)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row: how the task behaves, eagerly and on a worker, and why they differ."""
+    """One row: how the task behaves eagerly, on a worker and on a prefork worker, and why.
+
+    ``worker`` is measured on the solo and threads pools; ``prefork`` on the prefork pool
+    (tasks run in child processes, as in production), ``None`` when it is the same as
+    ``worker``.
+    """
 
     key: str
     title: str
     eager: Outcome
     worker: Outcome
     note: str
+    prefork: Outcome | None = None
+
+    @property
+    def on_prefork(self) -> Outcome:
+        """What a prefork worker records (``prefork``, or ``worker`` when the same)."""
+        return self.worker if self.prefork is None else self.prefork
 
 
 _OK = ("before_start", "on_success", "after_return")
@@ -91,7 +128,16 @@ _W_OK = (*_PUB, "task_received", *_RUN_OK)
 _W_FAIL = (*_PUB, "task_received", *_RUN_FAIL)
 _W_RETRY_TWICE_OK = (*_PUB, *_W_RETRY, *_W_RETRY, "task_received", *_RUN_OK)
 
-#: The measured table (Celery 5.7; ``task_eager_propagates=False`` unless the row says).
+# Only a prefork worker has child processes to lose.
+_NO_CHILD_EAGER = Outcome((), CANNOT_RUN, "no child process (eager runs in the test's thread)")
+_NO_CHILD_WORKER = Outcome((), CANNOT_RUN, "no child process (solo/threads run in threads)")
+_LOST_CHILD = Outcome(
+    ("before_start",), "FAILURE", "WorkerLostError",
+    (*_PUB, "task_received", "task_prerun", "before_start", "task_failure"),
+)
+
+#: The measured table (Celery 5.7; ``task_eager_propagates=False`` unless the row says;
+#: prefork rows with ``worker_concurrency=1``).
 PARITY: tuple[Scenario, ...] = (
     Scenario(
         "success", "returns",
@@ -161,8 +207,60 @@ PARITY: tuple[Scenario, ...] = (
         "soft_time_limit", "runs past `soft_time_limit`",
         Outcome(_OK, "SUCCESS", "'completed'", _RUN_OK),
         Outcome(_OK, "SUCCESS", "'completed'", _W_OK),
-        "not enforced by eager runs nor by the solo/threads pools (only prefork, "
-        "eventlet and gevent enforce time limits): no `SoftTimeLimitExceeded`",
+        "not enforced by eager runs nor by the solo/threads pools: no "
+        "`SoftTimeLimitExceeded`; prefork raises it inside the task, which can clean up "
+        "and return",
+        prefork=Outcome(_OK, "SUCCESS", "'soft limit hit'", _W_OK),
+    ),
+    Scenario(
+        "time_limit", "runs past `time_limit`",
+        Outcome(_OK, "SUCCESS", "'completed'", _RUN_OK),
+        Outcome(_OK, "SUCCESS", "'completed'", _W_OK),
+        "not enforced eagerly nor by solo/threads; prefork kills the child: "
+        "`before_start` ran in the child, the worker's parent process sends "
+        "`task_failure`, runs `on_failure` and `after_return` and sends `task_failure` "
+        "again (celery#10226), then the dying child sends `task_postrun`",
+        prefork=Outcome(
+            ("before_start", "on_failure", "after_return"), "FAILURE", "TimeLimitExceeded",
+            (*_PUB, "task_received", "task_prerun", "before_start", "task_failure",
+             "on_failure", "after_return", "task_failure", "task_postrun"),
+        ),
+    ),
+    Scenario(
+        "child_killed", "its process is killed mid-task (`live_worker.kill_child`)",
+        _NO_CHILD_EAGER, _NO_CHILD_WORKER,
+        "as by the OOM killer: no hook runs after `before_start` (in the child); the "
+        "worker's parent process sends `task_failure`",
+        prefork=_LOST_CHILD,
+    ),
+    Scenario(
+        "child_exits", "calls `os._exit()`",
+        Outcome((), CANNOT_RUN, "it would end the test process"),
+        Outcome((), CANNOT_RUN, "it would end the test process"),
+        "the same as a killed child: `WorkerLostError`, no hook after `before_start`",
+        prefork=_LOST_CHILD,
+    ),
+    Scenario(
+        "child_lost_redelivered",
+        "its process dies once, `acks_late=True`, `reject_on_worker_lost=True`",
+        _NO_CHILD_EAGER, _NO_CHILD_WORKER,
+        "the message goes back to the queue and runs again in another child: no hook "
+        "after the lost attempt's `before_start`, no `task_failure`",
+        prefork=Outcome(
+            ("before_start", *_OK), "SUCCESS", "'second delivery'",
+            (*_PUB, "task_received", "task_prerun", "before_start", "task_received",
+             *_RUN_OK),
+        ),
+    ),
+    Scenario(
+        "max_tasks_per_child", "`worker_max_tasks_per_child=1`, called three times",
+        Outcome((*_OK, *_OK, *_OK), "SUCCESS", "3 calls in the test process",
+                (*_RUN_OK, *_RUN_OK, *_RUN_OK)),
+        Outcome((*_OK, *_OK, *_OK), "SUCCESS", "3 calls in the test process",
+                (*_W_OK, *_W_OK, *_W_OK)),
+        "only prefork recycles its children: each call runs in a new child process",
+        prefork=Outcome((*_OK, *_OK, *_OK), "SUCCESS", "3 calls in 3 child processes",
+                        (*_W_OK, *_W_OK, *_W_OK)),
     ),
     Scenario(
         "unserializable_delay", "argument not JSON-serializable, `delay()`",
@@ -179,6 +277,7 @@ PARITY: tuple[Scenario, ...] = (
         "`apply()` never serializes: it accepts what a worker's publish rejects",
     ),
 )
+
 
 @dataclass(frozen=True)
 class HeldScenario:

@@ -1,12 +1,11 @@
 """Celery's prefork pool inside the test process, fast and accounted for (no pytest).
 
 :class:`PreforkPool` is Celery's prefork ``TaskPool`` with billiard's blocking pool
-made prompt (billiard sleeps 1 s after each child exit, 0.8 s between supervisor checks
-and 1 s between time-limit checks: a stop, a lost child or a time limit would cost
-seconds), ``apply_async`` wrapped so the parent knows when each delivery ends (its
-callbacks have run, and for a hard time limit also the timeout callback, where Celery
-5.7 runs ``on_failure``/``after_return`` in the parent), and each child reporting its
-start (or why it could not start) through :mod:`pytest_celerybase._children`.
+made prompt (:mod:`pytest_celerybase._billiard`), ``apply_async`` wrapped so the parent
+knows when each delivery ends (its callbacks have run, and for a hard time limit also
+the timeout callback, where Celery 5.7 runs ``on_failure``/``after_return`` in the
+parent, and the kill), and each child reporting its start (or why it could not start)
+through :mod:`pytest_celerybase._children`.
 :class:`PreforkRuntime` is what a prefork :class:`~pytest_celerybase.worker.LiveWorker`
 adds around Celery: a broker and result backend that cross processes, the channel, the
 start check, ``kill_child`` and a stop that leaves no child behind.
@@ -26,12 +25,12 @@ from billiard import pool as bpool
 from billiard.exceptions import TimeLimitExceeded
 from celery.backends.filesystem import FilesystemBackend
 from celery.concurrency import prefork
-from celery.concurrency.asynpool import AsynPool
 from kombu.transport import filesystem
 from kombu.utils.encoding import ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps
 
 from pytest_celerybase import _children
+from pytest_celerybase._billiard import CHECK_INTERVAL, PromptAsynPool, PromptPool
 from pytest_celerybase.recorder import STACK
 
 if TYPE_CHECKING:
@@ -39,161 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FileResultBackend", "FileTransport", "PreforkPool", "PreforkRuntime"]
 
-_CHECK_INTERVAL = 0.02  # seconds between supervisor / time-limit checks (billiard: 0.8 / 1)
 _RESULT_POLL_INTERVAL = 0.005
 _process_initializer = prefork.process_initializer
-
-
-class _KeepsTheTestProcess:
-    """billiard ends the whole process (``os._exit(1)``) when a pool thread crashes: in
-    a worker process that is a reasonable last resort, in the test process it kills the
-    test session without a report.  Log the crash instead; the live worker then fails
-    to stop in time and says so."""
-
-    def run(self) -> Any:
-        try:
-            return self.body()  # type: ignore[attr-defined]
-        except Exception as exc:
-            bpool.error("Thread %r crashed: %r", type(self).__name__, exc, exc_info=1)
-            return None
-
-
-class _PromptSupervisor(_KeepsTheTestProcess, bpool.Supervisor):  # type: ignore[misc]
-    """billiard's Supervisor (re-forks lost and recycled children), waiting on an Event."""
-
-    def __init__(self, pool: Any) -> None:
-        super().__init__(pool)
-        self.wake = threading.Event()
-
-    def body(self) -> None:
-        pool = self.pool
-        try:
-            prev_state = pool.restart_state
-            pool.restart_state = bpool.restart_state(10 * pool._processes, 1)
-            for _ in range(10):
-                if self._state == bpool.RUN and pool._state == bpool.RUN:
-                    pool._maintain_pool()
-                    self.wake.wait(_CHECK_INTERVAL)
-            pool.restart_state = prev_state
-            while self._state == bpool.RUN and pool._state == bpool.RUN:
-                pool._maintain_pool()
-                self.wake.wait(_CHECK_INTERVAL)
-        except bpool.RestartFreqExceeded:
-            pool.close()
-            pool.join()
-            raise
-
-    def terminate(self) -> None:
-        super().terminate()
-        self.wake.set()
-
-    def close(self) -> None:
-        super().close()
-        self.wake.set()
-
-
-class _PromptTimeoutHandler(_KeepsTheTestProcess, bpool.TimeoutHandler):  # type: ignore[misc]
-    """billiard's time-limit thread, checking every 20 ms and stopping at once."""
-
-    def _trywaitkill(self, worker: Any) -> None:
-        # billiard waits on the child's sentinel after SIGTERM; the (prompt) supervisor
-        # may have reaped the child meanwhile and closed that descriptor: "invalid file
-        # descriptor" then.  A child already reaped needs no killing.
-        if worker._popen is None or worker._popen.returncode is not None:
-            return
-        try:
-            super()._trywaitkill(worker)
-        except (OSError, ValueError):
-            if worker._popen.returncode is None:  # still there: make sure it is gone
-                try:
-                    os.kill(worker.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.wake = threading.Event()
-
-    def body(self) -> None:
-        while self._state == bpool.RUN:
-            try:
-                for _ in self.handle_timeouts():
-                    if self.wake.wait(_CHECK_INTERVAL):
-                        break
-            except bpool.CoroStop:
-                break
-
-    def terminate(self) -> None:
-        super().terminate()
-        self.wake.set()
-
-    def close(self) -> None:
-        super().close()
-        self.wake.set()
-
-
-class _PromptWorker(bpool.Worker):  # type: ignore[misc]
-    """A pool child that exits as soon as it has said so (billiard then sleeps 1 s)."""
-
-    def _do_exit(self, pid: int, exitcode: Any, exc: Any = None) -> None:
-        if exitcode is None:
-            exitcode = bpool.EX_FAILURE if exc else bpool.EX_OK
-        if self.on_exit is not None:
-            self.on_exit(pid, exitcode)
-        try:
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {bpool.TERM_SIGNAL})
-            try:
-                self.outq.put((bpool.DEATH, (pid, exitcode)))
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        finally:
-            os._exit(exitcode)
-
-
-class _PromptPool(bpool.Pool):  # type: ignore[misc]
-    Worker = _PromptWorker
-    Supervisor = _PromptSupervisor
-    TimeoutHandler = _PromptTimeoutHandler
-
-    def join(self) -> None:
-        """billiard's join, with a bounded wait for each idle child.
-
-        Once the result handler has finished, no task is running; a child still alive
-        1 s later never got a sentinel (e.g. a replacement forked while the pool was
-        closing: measured ~1 in 6 runs after a lost child) and is killed.
-        """
-        assert self._state in (bpool.CLOSE, bpool.TERMINATE)
-        bpool.stop_if_not_current(self._worker_handler)
-        self._stop_task_handler(self._task_handler)
-        bpool.stop_if_not_current(self._result_handler)
-        deadline = time.monotonic() + 1.0
-        for process in list(self._pool):
-            if process._popen is None:
-                continue
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.exitcode is None:
-                try:
-                    os.kill(process.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                process.join()
-
-
-class _PromptAsynPool(AsynPool):  # type: ignore[misc]
-    """Celery's event-loop pool (real brokers), replacing lost/recycled children at once.
-
-    It checks its children from a hub timer every 5 s: a recycled or lost child's
-    replacement (and a lost child's WorkerLostError) would wait that long.
-    """
-
-    @property
-    def timers(self) -> dict[Any, float]:
-        return {self._maintain_while_running: _CHECK_INTERVAL}
-
-    def _maintain_while_running(self) -> None:
-        # No replacement once the pool is closing: it would never get its sentinel.
-        if self._state == bpool.RUN:
-            self.maintain_pool()
 
 
 def _initializer(app: Any, hostname: str) -> None:
@@ -209,29 +55,47 @@ def _initializer(app: Any, hostname: str) -> None:
 class _Delivery:
     """One message handed to the pool; ends once (see :class:`PreforkPool`)."""
 
-    __slots__ = ("ended", "hard_timeout_ran", "lock", "task_id", "waits_for_timeout")
+    __slots__ = ("ended", "lock", "pending", "task_id")
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, name: str, pending: dict[str, str]) -> None:
         self.task_id = task_id
         self.lock = threading.Lock()
-        self.ended = self.hard_timeout_ran = self.waits_for_timeout = False
+        self.ended = False
+        self.pending = pending
+        pending[task_id] = name
 
     def end(self) -> None:
         with self.lock:
             if self.ended:
                 return
             self.ended = True
+        self.pending.pop(self.task_id, None)
         # The child wrote its records before it returned its result: read them first.
         _children.flush()
         if STACK:
             STACK[-1].inflight.finished(self.task_id)
 
 
+class _PromptTime:
+    """The ``time`` module as Celery's prefork module sees it during a stop: no sleep
+    longer than billiard's checks here."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(min(seconds, CHECK_INTERVAL))
+
+
+_PROMPT_TIME = _PromptTime()
+
+
 class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
     """Celery's prefork pool, prompt, with each delivery's end known to the recorder."""
 
-    BlockingPool = _PromptPool
-    Pool = _PromptAsynPool
+    BlockingPool = PromptPool
+    Pool = PromptAsynPool
 
     def on_start(self) -> None:
         # TaskPool.on_start passes the module's process_initializer to billiard.
@@ -240,7 +104,10 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
             super().on_start()
         finally:
             prefork.process_initializer = _process_initializer
-        self.on_apply = _accounted(self.on_apply)  # type: ignore[has-type]
+        #: Task id -> name of each message handed to the pool and not finished: a child
+        #: may run it before the parent has read that it started (Celery's view).
+        self.deliveries: dict[str, str] = {}
+        self.on_apply = _accounted(self.on_apply, self.deliveries)  # type: ignore[has-type]
 
     def on_stop(self) -> None:
         pool = self._pool
@@ -248,8 +115,18 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
             return
         if pool._state == bpool.RUN:
             pool.close()  # the children get their sentinel; running tasks finish
-        super().on_stop()  # joins the pool's threads and children
-        if not isinstance(pool, _PromptPool):
+        # Celery 5.7 fires the event loop's timers from a thread while the pool drains,
+        # sleeping 0.5 s between passes, and the stop waits for its last sleep (older
+        # Celery has no such thread, nor ``time`` in that module).
+        saved = vars(prefork).get("time", _MISSING)
+        if saved is not _MISSING:
+            prefork.time = _PROMPT_TIME
+        try:
+            super().on_stop()  # joins the pool's threads and children
+        finally:
+            if saved is not _MISSING:
+                prefork.time = saved
+        if not isinstance(pool, PromptPool):
             pool.terminate()  # AsynPool (real brokers): nothing left to signal after the join
             return
         # Not pool.terminate(): it would take the inqueue's read lock, which a child
@@ -265,13 +142,21 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
                 queue.close()
 
 
-def _accounted(apply: Any) -> Any:
+def _accounted(apply: Any, pending: dict[str, str]) -> Any:
+    """Wrap ``apply_async`` so that each delivery ends once its callbacks have run.
+
+    A hard time limit fails the job (error callback), runs the timeout callback (where
+    Celery 5.7 runs ``on_failure``/``after_return``) and kills the child: its delivery
+    ends after the kill (:mod:`._billiard` calls ``end_hard_timeout``), once the child's
+    last events are in.
+    """
+
     def on_apply(target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         task_id = str(options.get("correlation_id"))
         if STACK and args:
             # A message nobody saw published (sent before the test, redelivered).
             STACK[-1].inflight.started(task_id, str(args[0]))
-        delivery = _Delivery(task_id)
+        delivery = _Delivery(task_id, str(args[0]) if args else "?", pending)
         callback = options.get("callback")
         error_callback = options.get("error_callback")
         timeout_callback = options.get("timeout_callback")
@@ -290,29 +175,15 @@ def _accounted(apply: Any) -> Any:
             finally:
                 exc = getattr(einfo, "exception", None)
                 exc = getattr(exc, "exc", exc)  # billiard's ExceptionWithTraceback
-                if isinstance(exc, TimeLimitExceeded):
-                    # billiard calls the timeout callback (which runs the failure hooks
-                    # on Celery 5.7) right after this one: the delivery ends there.
-                    with delivery.lock:
-                        delivery.waits_for_timeout = not delivery.hard_timeout_ran
-                    if not delivery.waits_for_timeout:
-                        delivery.end()
-                else:
+                if not isinstance(exc, TimeLimitExceeded):
                     delivery.end()
 
         def timed_out(soft: bool, timeout: Any) -> None:
             _children.flush()  # the child's before_start precedes the parent's hooks
-            try:
-                if timeout_callback is not None:
-                    timeout_callback(soft=soft, timeout=timeout)
-            finally:
-                if not soft:
-                    with delivery.lock:
-                        delivery.hard_timeout_ran = True
-                        waiting = delivery.waits_for_timeout
-                    if waiting:
-                        delivery.end()
+            if timeout_callback is not None:
+                timeout_callback(soft=soft, timeout=timeout)
 
+        timed_out.end_hard_timeout = delivery.end  # type: ignore[attr-defined]
         options.update(callback=done, error_callback=failed, timeout_callback=timed_out)
         return apply(target, args, kwargs, **options)
 
@@ -352,15 +223,17 @@ class _AtomicFileChannel(filesystem.Channel):
 
     kombu creates the file, then writes it; a consumer polling meanwhile moves and reads
     an empty file (JSONDecodeError: the message is lost).  Measured with a child's retry
-    and a redelivery.  The message is written to a name no consumer matches, then renamed.
+    and a redelivery.  The message is written to a name no consumer matches (kombu < 5.7
+    takes any name *containing* ``.<queue>.msg``), then renamed.
     """
 
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{round(time.monotonic() * 1000)}_{os.urandom(16).hex()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        with open(final + ".part", "wb") as f:
+        unique = f"{round(time.monotonic() * 1000)}_{os.urandom(16).hex()}"
+        final = os.path.join(self.data_folder_out, f"{unique}.{queue}.msg")
+        part = os.path.join(self.data_folder_out, f".{unique}.part")
+        with open(part, "wb") as f:
             f.write(str_to_bytes(dumps(payload)))  # type: ignore[no-untyped-call]
-        os.rename(final + ".part", final)
+        os.rename(part, final)
 
 
 class FileTransport(filesystem.Transport):
@@ -397,7 +270,10 @@ class PreforkRuntime:
             messages = os.path.join(self._dir, "broker")
             os.mkdir(messages)
             options = dict(conf.broker_transport_options or {})
-            options.update(data_folder_in=messages, data_folder_out=messages)
+            # kombu keeps its exchange tables in ./control by default: the user's project.
+            control = os.path.join(self._dir, "control")
+            options.update(data_folder_in=messages, data_folder_out=messages,
+                           control_folder=control)
             changes.update(broker_url="filesystem://", broker_transport_options=options,
                            broker_transport=f"{__name__}:FileTransport")
         if str(conf.result_backend).startswith("cache+memory://"):
@@ -436,6 +312,11 @@ class PreforkRuntime:
             else:
                 self.failures.append((pid, reason or "?"))
             self._changed.notify_all()
+
+    def unfinished(self) -> list[str]:
+        """``name[id]`` of each task handed to the pool and not finished."""
+        pending = getattr(getattr(self.live.controller, "pool", None), "deliveries", {})
+        return sorted(f"{name}[{task_id}]" for task_id, name in dict(pending).items())
 
     def child_pids(self) -> list[int]:
         """The pids of the pool's child processes now."""

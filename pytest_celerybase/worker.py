@@ -155,6 +155,7 @@ class LiveWorker:
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._hub: Any = None
+        self._hub_waker: Any = None
         self._crash: BaseException | None = None
         # What start() changed and stop() puts back (None: nothing to restore).
         self._saved_globals: CeleryGlobals | None = None
@@ -275,9 +276,11 @@ class LiveWorker:
         try:
             if thread is not None and thread.is_alive():
                 self._stopping.set()
-                hub = self._hub
+                hub, waker = self._hub, self._hub_waker
                 if hub is not None:
                     hub.call_soon(raise_shutdown)
+                if waker is not None:
+                    waker.wake()  # the hub may be polling for seconds (kombu < 5.7)
                 thread.join(self.stop_timeout)
                 if thread.is_alive():
                     failure = self._stop_failure()
@@ -301,7 +304,14 @@ class LiveWorker:
             f"{req.name}[{req.id}]" for req in list(state.active_requests)
             if getattr(req, "hostname", self.hostname) == self.hostname
         )
-        what = f"task(s) still running: {', '.join(running)}" if running else "no task running"
+        parts = [f"task(s) still running: {', '.join(running)}"] if running else []
+        if self._prefork is not None:
+            # A child can run a task before its parent has read that it started (the
+            # event loop stops reading at the stop request): the pool knows it.
+            pooled = [t for t in self._prefork.unfinished() if t not in running]
+            if pooled:
+                parts.append(f"task(s) in the pool, not finished: {', '.join(pooled)}")
+        what = "; ".join(parts) or "no task running"
         if self._prefork is not None:
             return (
                 f"live_worker did not stop within {self.stop_timeout:g}s ({what}); its "

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +22,18 @@ from celery import Task, shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.utils.serialization import UnpickleableExceptionWrapper
 
+import pytest_celerybase
 from pytest_celerybase import HookCall, HookRecorder, assert_hooks_called, hook_calls
 from pytest_celerybase._children import portable
 from pytest_celerybase._compat import CELERY_VERSION
 from pytest_celerybase.bases import APIClientTask, CachedTask, DatabaseTask, ResourcePoolTask
-from pytest_celerybase.worker import LiveWorker, WorkerStartError, WorkerStopError
+from pytest_celerybase.bases.database import dispose_engines
+from pytest_celerybase.worker import (
+    BROKER_URL_ENV,
+    LiveWorker,
+    WorkerStartError,
+    WorkerStopError,
+)
 from tests.conftest import RunPytest
 from tests.leak_guard import child_processes
 
@@ -148,6 +158,33 @@ def test_unpicklable_exception_arrives_as_celerys_wrapper(live_worker: LiveWorke
     assert "card declined" in str(failure.exc)
 
 
+def test_file_broker_message_is_invisible_to_consumers_until_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombu import Connection
+
+    renamed: list[tuple[str, str]] = []
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        # kombu < 5.7 consumes any file whose name contains ".<queue>.msg": the one
+        # being written must not (a consumer would read it empty or half-written).
+        renamed.append((os.path.basename(src), os.path.basename(dst)))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path),
+               "control_folder": str(tmp_path / "control")}
+    with Connection("filesystem://", transport="pytest_celerybase._prefork:FileTransport",
+                    transport_options=options) as conn:
+        queue = conn.SimpleQueue("q")
+        queue.put({"n": 1})
+        assert queue.get(timeout=WAIT).payload == {"n": 1}
+        queue.close()
+    written, published = renamed[0]  # (then the consumer moves the message away)
+    assert ".q.msg" not in written and published.endswith(".q.msg")
+
+
 def test_portable_keeps_what_pickles_and_reprs_the_rest() -> None:
     call = HookCall("on_failure", "t", "id-1", (Unpicklable(), 1), {"k": 2}, None,
                     LockedError("boom"), None, None, "MainThread", 123)
@@ -181,6 +218,20 @@ def test_hard_time_limit_runs_failure_hooks_in_the_parent(live_worker: LiveWorke
         assert isinstance(calls[1].exc, TimeLimitExceeded)
     else:  # Celery 5.6 and older run no hook for a hard time limit
         assert where == [("before_start", "child")]
+
+
+def test_hard_time_limit_kill_survives_the_supervisor_joining_the_child() -> None:
+    # billiard's time-limit thread waited on a sentinel the supervisor could close under
+    # it; its ValueError ended the test session (os._exit(1)), silently, now and then.
+    here = str(Path(pytest_celerybase.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
+    env.pop(BROKER_URL_ENV, None)  # the blocking pool (memory broker) has the thread
+    script = Path(__file__).with_name("prefork_kill_race.py")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "killed 1\n"), done.stderr[-2000:]
+    assert "crashed" not in done.stderr
 
 
 @prefork
@@ -295,6 +346,9 @@ def made_in_parent() -> Iterator[dict[str, int]]:
     signals.worker_init.connect(create, weak=False)
     yield made
     signals.worker_init.disconnect(create)
+    # The parent's engine is the process's own (ProcessLocal): a later test asserting
+    # that nothing was created yet would see it (tests/test_bases_database.py).
+    dispose_engines()
 
 
 @prefork
@@ -355,7 +409,9 @@ def test_task_still_running_at_stop_is_reported_and_its_child_killed(
         hook_recorder.wait_idle(timeout=0)  # reads the children's records
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    with pytest.raises(WorkerStopError, match=r"pf.sleeps.*prefork children were killed"):
+    # The parent may not have read yet that the child started it: "in the pool".
+    with pytest.raises(WorkerStopError, match=r"(still running|in the pool, not finished): "
+                       r"pf\.sleeps\[.*prefork children were killed"):
         worker.stop()
     assert not worker.running and child_processes() == []
     assert result.id
@@ -407,6 +463,8 @@ def test_with_a_double(live_worker, fake_redis):
     )
     assert child_processes() == []
     assert {t for t in threading.enumerate() if t.is_alive()} <= threads
+    # Nothing written to the working directory (kombu's file broker keeps a ./control).
+    assert sorted(p.name for p in pytester.path.iterdir()) == [".pytest_cache", "test_inner.py"]
 
 
 def test_kill_child_needs_the_prefork_pool(live_worker: LiveWorker) -> None:
@@ -426,9 +484,9 @@ def test_a_hard_limit_on_a_child_already_reaped_kills_nothing() -> None:
     # test process with os._exit(1) (seen about once in 15 runs of a hard time limit).
     from billiard import Process
 
-    from pytest_celerybase._prefork import _PromptTimeoutHandler
+    from pytest_celerybase._billiard import _PromptTimeoutHandler
 
-    handler = _PromptTimeoutHandler.__new__(_PromptTimeoutHandler)
+    handler = _PromptTimeoutHandler([], {}, None, None)  # (its thread is not started)
     child = Process(target=_sleeper)
     child.start()
     os.kill(child.pid, 9)
@@ -448,7 +506,7 @@ def test_a_hard_limit_on_a_child_already_reaped_kills_nothing() -> None:
 def test_a_crashing_pool_thread_does_not_end_the_test_process(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pytest_celerybase._prefork import _PromptSupervisor
+    from pytest_celerybase._billiard import _PromptSupervisor
 
     class Broken(_PromptSupervisor):
         def body(self) -> None:

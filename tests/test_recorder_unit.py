@@ -237,3 +237,43 @@ def test_a_late_after_task_publish_goes_after_its_own_before_task_publish() -> N
         ("before_task_publish", "worker"),
         ("after_task_publish", "worker"),
     ]
+
+
+def _events(*spec: tuple[str, int, str]) -> list[Any]:
+    from pytest_celerybase._events import LifecycleEvent
+
+    return [
+        LifecycleEvent(name, "signal", "t", "id-1", float(i), pid, thread)
+        for i, (name, pid, thread) in enumerate(spec)
+    ]
+
+
+def test_causal_order_tells_a_prefork_child_from_its_parent() -> None:
+    from pytest_celerybase._events import causal_order
+
+    # A child has the thread name of the parent thread that forked it: the parent's
+    # task_received of the retry the child published comes after the child's attempt.
+    parent, child = 1, 2
+    events = _events(
+        ("task_received", parent, "W"), ("task_prerun", child, "W"),
+        ("before_task_publish", child, "W"), ("task_received", parent, "W"),
+        ("on_retry", child, "W"), ("task_postrun", child, "W"),
+        ("task_prerun", child, "W"), ("task_postrun", child, "W"),
+    )
+    assert [(e.name, e.pid) for e in causal_order(events)] == [
+        ("task_received", parent), ("task_prerun", child), ("before_task_publish", child),
+        ("on_retry", child), ("task_postrun", child), ("task_received", parent),
+        ("task_prerun", child), ("task_postrun", child),
+    ]
+
+
+def test_causal_order_leaves_a_redelivery_where_it_was_received() -> None:
+    from pytest_celerybase._events import causal_order
+
+    # The first child died mid-task (no task_postrun) without publishing anything: the
+    # message came back from the broker, not from the attempt.
+    events = _events(
+        ("task_received", 1, "W"), ("task_prerun", 2, "W"), ("before_start", 2, "W"),
+        ("task_received", 1, "W"), ("task_prerun", 3, "W"), ("task_postrun", 3, "W"),
+    )
+    assert causal_order(events) == events

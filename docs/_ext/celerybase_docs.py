@@ -16,9 +16,10 @@ Directives that list what the plugin defines, as found at build time:
 * ``celerybase-envvars`` - the environment variables the package reads: module
   constants named ``*_ENV`` holding a ``CELERYBASE_*`` name, documented by their ``#:``
   comment (``tests/test_docs.py`` checks no other ``CELERYBASE_*`` name is read).
-* ``celerybase-parity`` - the eager/worker table from ``pytest_celerybase._parity.PARITY``
-  (``:rows:`` picks scenarios by key, ``:columns: hooks`` leaves out the outcomes,
-  ``:columns: lifecycle`` shows hooks and Celery signals in order).
+* ``celerybase-parity`` - the eager/worker/prefork table from
+  ``pytest_celerybase._parity.PARITY`` (``:rows:`` picks scenarios by key, ``:columns:
+  hooks`` leaves out the outcomes, ``:columns: lifecycle`` shows hooks and Celery signals
+  in order; a prefork column appears when a row shown differs on the prefork pool).
 * ``celerybase-held-parity`` - the held (``sent_tasks``) vs broker table from
   ``pytest_celerybase._parity.HELD_PARITY``.
 
@@ -214,7 +215,11 @@ def _table(
 
 
 class ParityDirective(SphinxDirective):
-    """The eager vs worker table, from ``PARITY`` as measured by ``tests/test_parity.py``."""
+    """The eager vs worker table, from ``PARITY`` as measured by ``tests/test_parity.py``.
+
+    A prefork column is added when one of the rows shown differs on the prefork pool
+    (``Scenario.prefork``); its cells say "same as the worker" elsewhere.
+    """
 
     option_spec = {  # noqa: RUF012 - docutils' API
         "rows": directives.unchanged,
@@ -235,29 +240,51 @@ class ParityDirective(SphinxDirective):
                     f"unknown parity rows {unknown}; valid keys: {', '.join(by_key)}"
                 )
             scenarios = [by_key[k] for k in keys]
-        if self.options.get("columns") == "lifecycle":
-            header = ["Scenario", "Eager: hooks and signals", "Worker: hooks and signals"]
-            rows = [
-                [s.title, ", ".join(s.eager.lifecycle) or "(none)",
-                 ", ".join(s.worker.lifecycle) or "(none)"]
-                for s in scenarios
-            ]
-            return [_table(header, rows, (20, 38, 42))]
-        if self.options.get("columns") == "hooks":
-            header = ["Scenario", "Eager hooks", "Worker hooks", "Note"]
-            rows = [
-                [s.title, s.eager.render_hooks(), s.worker.render_hooks(), s.note]
-                for s in scenarios
-            ]
-            return [_table(header, rows, (18, 27, 27, 28))]
-        header = ["Scenario", "Eager hooks", "Eager outcome", "Worker hooks",
-                  "Worker outcome", "Note"]
+        header, rows, widths = parity_table(scenarios, self.options.get("columns", "all"))
+        return [_table(header, rows, widths)]
+
+
+_SAME = "same as the worker"
+
+
+def parity_table(
+    scenarios: Sequence[Any], columns: str
+) -> tuple[list[str], list[list[str]], tuple[int, ...]]:
+    """Header, rows and column widths of the parity table of ``scenarios``."""
+    prefork = any(s.prefork is not None for s in scenarios)
+
+    def on_prefork(s: Any, cell: Callable[[Any], str]) -> list[str]:
+        if not prefork:
+            return []
+        return [_SAME if s.prefork is None else cell(s.prefork)]
+
+    if columns == "lifecycle":
+        header = ["Scenario", "Eager: hooks and signals", "Worker: hooks and signals"]
+        header += ["Prefork: hooks and signals"] if prefork else []
         rows = [
-            [s.title, s.eager.render_hooks(), s.eager.render_outcome(),
-             s.worker.render_hooks(), s.worker.render_outcome(), s.note]
+            [s.title, s.eager.render_lifecycle(), s.worker.render_lifecycle(),
+             *on_prefork(s, lambda o: o.render_lifecycle())]
             for s in scenarios
         ]
-        return [_table(header, rows, (15, 19, 11, 19, 11, 25))]
+        return header, rows, (16, 26, 29, 29) if prefork else (20, 38, 42)
+    if columns == "hooks":
+        header = ["Scenario", "Eager hooks", "Worker hooks", *(["Prefork hooks"] * prefork),
+                  "Note"]
+        rows = [
+            [s.title, s.eager.render_hooks(), s.worker.render_hooks(),
+             *on_prefork(s, lambda o: o.render_hooks()), s.note]
+            for s in scenarios
+        ]
+        return header, rows, (16, 20, 20, 20, 24) if prefork else (18, 27, 27, 28)
+    header = ["Scenario", "Eager hooks", "Eager outcome", "Worker hooks", "Worker outcome",
+              *(["Prefork hooks and outcome"] * prefork), "Note"]
+    rows = [
+        [s.title, s.eager.render_hooks(), s.eager.render_outcome(),
+         s.worker.render_hooks(), s.worker.render_outcome(),
+         *on_prefork(s, lambda o: f"{o.render_hooks()}; {o.render_outcome()}"), s.note]
+        for s in scenarios
+    ]
+    return header, rows, (13, 16, 10, 16, 10, 15, 20) if prefork else (15, 19, 11, 19, 11, 25)
 
 
 class HeldParityDirective(SphinxDirective):
