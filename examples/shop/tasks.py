@@ -108,52 +108,58 @@ def line_total_cents(unit_cents: int, qty: int) -> int:
     return unit_cents * qty * (100 - discount_percent(qty)) // 100
 
 
-@shared_task(
-    base=MailTask,
-    bind=True,
-    autoretry_for=(smtplib.SMTPServerDisconnected,),
-    retry_backoff=True,
-    max_retries=2,
-)
+def _send_mail(task: MailTask, to: str, subject: str, text: str) -> None:
+    message = EmailMessage()
+    message["From"] = "shop@example.com"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(text)
+    # A connection whose send raised is closed by the pool, not reused.
+    with task.acquire_resource() as smtp:
+        smtp.send_message(message)
+
+
+# Both mails retry a dropped SMTP connection the same way.
+_MAIL_TASK = {
+    "base": MailTask,
+    "bind": True,
+    "autoretry_for": (smtplib.SMTPServerDisconnected,),
+    "retry_backoff": True,
+    "max_retries": 2,
+}
+
+
+@shared_task(**_MAIL_TASK)
 def send_receipt(self: MailTask, order_id: int) -> bool:
     """Email the receipt of ``order_id`` once; ``False`` if already sent or unknown."""
     with self.session_scope() as session:
         row = session.execute(db.ORDER_RECEIPT, {"order_id": order_id}).one_or_none()
         if row is None:
             return False
-        message = EmailMessage()
-        message["From"] = "shop@example.com"
-        message["To"] = row.email
-        message["Subject"] = f"Your receipt for order {row.id}"
-        message.set_content(f"Hello {row.name}, you paid {row.total_cents / 100:.2f} EUR.")
-        # A connection whose send raised is closed by the pool, not reused.
-        with self.acquire_resource() as smtp:
-            smtp.send_message(message)
+        _send_mail(
+            self,
+            row.email,
+            f"Your receipt for order {row.id}",
+            f"Hello {row.name}, you paid {row.total_cents / 100:.2f} EUR.",
+        )
         # Marked in the same transaction: if the mail failed, nothing is marked.
         session.execute(db.MARK_SENT, {"order_id": order_id})
     self.emit_metric("shop_receipts_sent_total")
     return True
 
 
-@shared_task(
-    base=MailTask,
-    bind=True,
-    autoretry_for=(smtplib.SMTPServerDisconnected,),
-    retry_backoff=True,
-    max_retries=2,
-)
+@shared_task(**_MAIL_TASK)
 def ask_for_review(self: MailTask, order_id: int) -> bool:
     """Ask the customer of ``order_id`` for a review; ``False`` if the order is unknown."""
     with self.session_scope() as session:
         row = session.execute(db.ORDER_CUSTOMER, {"order_id": order_id}).one_or_none()
     if row is None:
         return False
-    message = EmailMessage()
-    message["From"] = "shop@example.com"
-    message["To"] = row.email
-    message["Subject"] = f"How was your order {order_id}?"
-    message.set_content(f"Hello {row.name}, tell us what you think of your order.")
-    with self.acquire_resource() as smtp:
-        smtp.send_message(message)
+    _send_mail(
+        self,
+        row.email,
+        f"How was your order {order_id}?",
+        f"Hello {row.name}, tell us what you think of your order.",
+    )
     self.emit_metric("shop_review_requests_sent_total")
     return True
