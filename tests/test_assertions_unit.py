@@ -598,9 +598,17 @@ def test_publications_of_other_executions_are_not_counted(
 
 def test_assertions_wait_only_for_their_own_task(rec: HookRecorder, tasks: Any) -> None:
     import threading
-    import time
 
     rec.wait_timeout = 20
+    waits: list[tuple[Any, Any, bool]] = []
+    wait_idle = rec.inflight.wait_idle
+
+    def spy(task_name: Any = None, task_id: Any = None, timeout: float = 0.0) -> bool:
+        idle = wait_idle(task_name, task_id, timeout)
+        waits.append((task_name, task_id, idle))
+        return idle
+
+    rec.inflight.wait_idle = spy  # type: ignore[method-assign]
     rec.watch_worker_tasks(lambda: {"u.ok", "u.idle"})
     rec._after_publish("stuck", "u.idle")  # never finishes
 
@@ -615,13 +623,13 @@ def test_assertions_wait_only_for_their_own_task(rec: HookRecorder, tasks: Any) 
         rec.calls.clear()
         rec._after_publish("w1", "u.ok")
         timer = threading.Timer(0.05, finish)
-        start = time.monotonic()
         timer.start()
         try:
             check()  # waited for w1 (and not for "stuck")
         finally:
             timer.join()
-        assert time.monotonic() - start < 10
+    # each assertion waited for its own task only, and that wait ended before its timeout
+    assert waits == [("u.ok", None, True), (None, "w1", True)]
 
 
 def test_tasks_of_a_current_app_not_finalized_yet_are_known(

@@ -168,7 +168,7 @@ def test_acquire_timeout_is_a_clear_error(eager_app: Any) -> None:
     message = str(result.result)
     assert f"resource pool of {hog.name}: no resource free after 0.02s" in message
     assert "all 1 are in use" in message and "pool_size" in message
-    assert 0.015 <= waited < 1
+    assert waited >= 0.015  # it waited its acquire timeout (0.02 s) before giving up
     assert hog.delay(False).successful()  # the slot is free again
 
 

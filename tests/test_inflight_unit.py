@@ -10,7 +10,6 @@ unconfirmed publications are ones that raised (a thread publishes one message at
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from pytest_celerybase._inflight import InFlight
@@ -118,9 +117,7 @@ def test_another_threads_unconfirmed_publication_is_left_alone() -> None:
 def test_wait_idle_wakes_when_another_thread_finishes() -> None:
     inflight = InFlight()
     inflight.started("a", "t")
-    start = time.monotonic()
     assert inflight.wait_idle(timeout=0.05) is False
-    assert time.monotonic() - start < 5
     timer = threading.Timer(0.05, inflight.finished, ("a",))
     timer.start()
     try:
