@@ -543,14 +543,14 @@ def test_unreachable_broker_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
     app.conf.update(live_defaults({}), broker_url="redis://127.0.0.1:1//")
     before = _worker_threads()
     worker = LiveWorker(app, start_timeout=WAIT)
-    started = time.perf_counter()
+    # "failed to start" (the crash, reported as soon as the worker thread ended), not
+    # "was not consuming within 5s" (the start time-out)
     with pytest.raises(
         WorkerStartError,
         match="failed to start on broker "
         r"'redis://127.0.0.1:1//': \w*Error: .*Connection refused",
     ):
         worker.start()
-    assert time.perf_counter() - started < 1.0
     assert _worker_threads() == before
     assert not worker.running
     app.close()
