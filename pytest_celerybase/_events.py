@@ -23,9 +23,6 @@ __all__ = [
     "lifecycle_event",
 ]
 
-#: The lifecycle hooks of :class:`celery.Task`, in the order Celery documents them.
-HOOKS: tuple[str, ...] = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
-
 #: Celery's task signals recorded with the hooks, in the order they fire on a worker.
 SIGNALS: tuple[str, ...] = (
     "before_task_publish",
@@ -59,6 +56,9 @@ HOOK_PARAMS: dict[str, tuple[str, ...]] = {
     "on_retry": ("exc", "task_id", "args", "kwargs", "einfo"),
     "after_return": ("status", "retval", "task_id", "args", "kwargs", "einfo"),
 }
+
+#: The lifecycle hooks of :class:`celery.Task`, in the order Celery documents them.
+HOOKS: tuple[str, ...] = tuple(HOOK_PARAMS)
 
 
 @dataclass(slots=True)

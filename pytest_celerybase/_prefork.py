@@ -31,6 +31,7 @@ from kombu.utils.json import dumps
 
 from pytest_celerybase import _children
 from pytest_celerybase._billiard import CHECK_INTERVAL, PromptAsynPool, PromptPool
+from pytest_celerybase._controller import PromptResults
 from pytest_celerybase.recorder import STACK
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FileResultBackend", "FileTransport", "PreforkPool", "PreforkRuntime"]
 
-_RESULT_POLL_INTERVAL = 0.005
 _process_initializer = prefork.process_initializer
 
 
@@ -190,7 +190,7 @@ def _accounted(apply: Any, pending: dict[str, str]) -> Any:
     return on_apply
 
 
-class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
+class FileResultBackend(PromptResults, FilesystemBackend):  # type: ignore[misc]
     """Celery's ``file://`` backend, checked every 5 ms while ``get()`` waits (0.5 s).
 
     Each result is written to a temporary name and renamed: Celery's backend truncates and
@@ -206,16 +206,6 @@ class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
         with self.open(temporary, "wb") as outfile:
             outfile.write(ensure_bytes(value))  # type: ignore[no-untyped-call]
         os.replace(temporary, final)
-
-    def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
-                 **kwargs: Any) -> Any:
-        interval = min(interval, _RESULT_POLL_INTERVAL)
-        return super().wait_for(task_id, timeout=timeout, interval=interval, **kwargs)
-
-    def get_many(self, task_ids: Any, timeout: float | None = None, interval: float = 0.5,
-                 **kwargs: Any) -> Any:
-        interval = min(interval, _RESULT_POLL_INTERVAL)
-        return super().get_many(task_ids, timeout=timeout, interval=interval, **kwargs)
 
 
 class _AtomicFileChannel(filesystem.Channel):

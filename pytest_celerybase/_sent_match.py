@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pytest_celerybase._targets import registered_names
+from pytest_celerybase._targets import unknown_name_hint
 
 if TYPE_CHECKING:
     from pytest_celerybase.outbox import SentTask, SentTasks
@@ -125,11 +125,6 @@ def _link_matches(want: Any, sig: Any) -> bool:
     return bool(sig.get("task") == name)
 
 
-def _check_serializer(record: SentTask, expected: Any) -> str | None:
-    actual = record.serializer
-    return None if actual == expected else f"serializer={actual!r}"
-
-
 _CHECKS: dict[str, _Check] = {
     "countdown": _check_countdown,
     "eta": _check_eta,
@@ -141,7 +136,7 @@ _CHECKS: dict[str, _Check] = {
     "headers": _check_headers,
     "link": _check_links("link"),
     "link_error": _check_links("link_error"),
-    "serializer": _check_serializer,
+    "serializer": _check_attribute("serializer"),
     "shadow": _check_header("shadow", "shadow"),
     "time_limit": _check_header("timelimit", "time_limit", 0),
     "soft_time_limit": _check_header("timelimit", "soft_time_limit", 1),
@@ -335,16 +330,12 @@ def _task_name(task: Any, sent: SentTasks, caller: str) -> str:
     if not task:
         raise ValueError(f"{caller}: task name must not be empty")
     sent_names = {r.name for r in sent}
-    if task in sent_names:
-        return task
-    registered = set(registered_names())
-    if task in registered:
-        return task
-    close = difflib.get_close_matches(task, sorted(registered | sent_names))
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
-        f"{caller}: no task named {task!r} is registered on any Celery app or was sent in "
-        f"this test{hint}"
-    )
+    hint = unknown_name_hint(task, sent_names, sent_names)
+    if hint is not None:
+        raise ValueError(
+            f"{caller}: no task named {task!r} is registered on any Celery app or was sent "
+            f"in this test{hint}"
+        )
+    return task
 
 

@@ -21,13 +21,14 @@ __all__ = ["not_sent_message", "sent_anyway_message"]
 
 def sent_anyway_message(query: Query, records: list[SentTask], matched: list[int]) -> str:
     """``assert_task_not_sent`` failed: ``matched`` are the indexes that matched."""
+    expected = f"Expected task {query.name!r} not to be sent{query.describe()}"
+    return _these_matched(expected, records, matched)
+
+
+def _these_matched(expected: str, records: list[SentTask], matched: list[int]) -> str:
     what = "1 message" if len(matched) == 1 else f"{len(matched)} messages"
-    lines = [
-        f"Expected task {query.name!r} not to be sent{query.describe()}, but {what} "
-        "matched (marked *):",
-        *_listing(records, matched),
-    ]
-    return "\n".join(lines)
+    return "\n".join([f"{expected}, but {what} matched (marked *):",
+                      *_listing(records, matched)])  # fmt: skip
 
 
 def _listing(records: list[SentTask], matched: list[int]) -> list[str]:
@@ -46,9 +47,7 @@ def not_sent_message(
     expected = f"Expected task {query.name!r} to be sent{times}{query.describe()}"
     same_task = [i for i, r in enumerate(records) if r.name == query.name]
     if matched:  # a count mismatch
-        what = "1 message" if len(matched) == 1 else f"{len(matched)} messages"
-        return "\n".join([f"{expected}, but {what} matched (marked *):",
-                          *_listing(records, matched)])  # fmt: skip
+        return _these_matched(expected, records, matched)
     if not same_task:
         lines = [f"{expected}, but it was never sent in this test."]
         names = Counter(r.name for r in records)

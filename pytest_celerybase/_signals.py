@@ -85,12 +85,7 @@ def _record(name: str, sender: Any, named: dict[str, Any]) -> None:
     recorder = STACK[-1]
     task_id = None if task_id is None else str(task_id)
     task_name = "" if task_name is None else str(task_name)
-    thread = _current_thread()
-    if LEFT_RUNNING and thread in LEFT_RUNNING:
-        recorder.stray(thread)
-        return
-    recorder.add_signal(name, task_name, task_id, named)
-    if task_id is not None:
+    if recorder.add_signal(name, task_name, task_id, named) and task_id is not None:
         if name == "before_task_publish":
             recorder._before_publish(task_id, task_name)
         elif name == "after_task_publish":

@@ -7,14 +7,22 @@ reject the same mistakes with the same messages.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_celerybase.recorder import HOOKS, SIGNALS, HookRecorder, current_recorder
 
-__all__ = ["Target", "check_events", "check_hooks", "resolve", "settled"]
+__all__ = [
+    "Target",
+    "check_events",
+    "check_hooks",
+    "registered_names",
+    "resolve",
+    "settled",
+    "unknown_name_hint",
+]
 
 
 @dataclass(slots=True)
@@ -110,17 +118,28 @@ def check_known_name(name: str, recorder: HookRecorder) -> None:
     __tracebackhide__ = True
     # A misspelled name would otherwise make `assert_hooks_not_called("x")` pass silently.
     recorded = recorder.task_names()
-    if name in recorded or any(p.task_name == name for p in recorder.published):
-        return
+    published = {p.task_name for p in recorder.published}
+    hint = unknown_name_hint(name, {*recorded, *published}, recorded)
+    if hint is not None:
+        raise ValueError(
+            f"no task named {name!r} is registered on any Celery app, ran, or was sent in "
+            f"this test{hint}"
+        )
+
+
+def unknown_name_hint(
+    name: str, known: Collection[str], suggestions: Collection[str]
+) -> str | None:
+    """``None`` when ``name`` is ``known`` or registered on a live app; else the
+    ``"; did you mean 'x'?"`` part of the error (empty when no name is close), drawn from
+    the registered names and ``suggestions``."""
+    if name in known:
+        return None
     registered = registered_names()
     if name in registered:
-        return
-    close = difflib.get_close_matches(name, sorted(set(registered) | set(recorded)))
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(
-        f"no task named {name!r} is registered on any Celery app, ran, or was sent in "
-        f"this test{hint}"
-    )
+        return None
+    close = difflib.get_close_matches(name, sorted({*registered, *suggestions}))
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def registered_names() -> list[str]:

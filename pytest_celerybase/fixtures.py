@@ -130,9 +130,11 @@ def live_worker(
     """A real Celery worker running in a thread of the test process, for this test.
 
     ``live_worker.app`` is its app (current and default during the test): in-memory
-    broker and result backend, not eager, solo pool.  ``task.delay(...).get(timeout=...)``
-    goes through the worker's consume -> trace -> ack path; hooks are recorded and hook
-    assertions wait for the worker to finish the task.  Settings come from
+    broker and result backend, not eager, solo pool unless ``worker_pool`` says
+    ``"threads"`` or ``"prefork"`` (child processes, as in production).
+    ``task.delay(...).get(timeout=...)`` goes through the worker's consume -> trace -> ack
+    path; hooks are recorded and hook assertions wait for the worker to finish the task.
+    Settings come from
     ``celerybase_config`` and ``@pytest.mark.celerybase(...)`` (e.g.
     ``worker_pool="threads", worker_concurrency=4``); ``CELERYBASE_BROKER_URL`` /
     ``CELERYBASE_RESULT_BACKEND`` select a real broker.  The worker is stopped after the
@@ -155,6 +157,7 @@ def live_worker(
                 yield worker
         finally:
             hook_recorder.watch_worker_tasks(None)
+
 
 _UNREQUESTED_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/how-to/http.html#unrequested"
 

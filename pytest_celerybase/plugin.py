@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # Seconds the timeline section waits for a live worker to finish its tasks.
 _REPORT_WAIT = 2.0
 _STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
+_WAIT_TIMEOUT_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Read (and checked) once: a wrong value is a usage error before any test runs.
+    config.stash[_WAIT_TIMEOUT_KEY] = wait_timeout(config)
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
 
@@ -134,7 +137,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # recorder is only undone after every fixture of the test has been torn down.
     for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
         del LEFT_RUNNING[thread]
-    with recording(wait_timeout=wait_timeout(item.config)) as recorder:
+    with recording(wait_timeout=item.config.stash[_WAIT_TIMEOUT_KEY]) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)

@@ -54,7 +54,6 @@ __all__ = [
 _LIFECYCLE = frozenset(HOOKS) | frozenset(SIGNALS)
 
 
-
 class NoActiveRecorderError(RuntimeError):
     """Raised when hook records are asked for outside a recording test."""
 
@@ -83,11 +82,11 @@ class Publication:
 
 
 class HookRecorder:
-    """The hook calls of one test (or one ``with recording():`` block).
+    """The hook calls and task signals of one test (or one ``with recording():`` block).
 
-    A hook call is stored as it happened (its raw arguments; ``list.append`` is atomic, so
-    the calls of one task id, which all happen in the thread executing it, stay in order)
-    and turned into a :class:`HookCall` when :attr:`calls` is read.
+    An event is stored as it happened (its raw arguments, in one list that threads extend
+    atomically, so the events of one thread stay in order) and turned into a
+    :class:`HookCall` or :class:`LifecycleEvent` when the records are read.
     """
 
     def __init__(self, *, wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
@@ -131,13 +130,23 @@ class HookRecorder:
         """Record one call of ``hook`` with the arguments Celery passed to it."""
         self.add((hook, task_name, args, kwargs))
 
-    def add(self, event: tuple[Any, ...]) -> None:
-        """Record a raw event (name, task name, ...) made now in this thread."""
+    def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> bool:
+        """Record one Celery signal sent for a task, with the keyword arguments it carried;
+        ``False`` when it was not recorded (see :meth:`add`)."""
+        return self.add((signal, task_name, task_id, named))
+
+    def add(self, event: tuple[Any, ...]) -> bool:
+        """Record a raw event (name, task name, ...) made now in this thread.
+
+        ``False`` when the thread was left running by an earlier test: the event is
+        nobody's, only counted (:attr:`strays`).
+        """
         thread = threading.current_thread()
         if LEFT_RUNNING and thread in LEFT_RUNNING:
             self.stray(thread)
-        else:
-            self._log.extend((*event, time.perf_counter(), thread))
+            return False
+        self._log.extend((*event, time.perf_counter(), thread))
+        return True
 
     def stray(self, thread: threading.Thread) -> None:
         """Count a record dropped because ``thread`` was left running by an earlier test."""
@@ -179,10 +188,6 @@ class HookRecorder:
         self.inflight.published(task_id, name)
 
     # -- queries ---------------------------------------------------------------------
-    def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> None:
-        """Record one Celery signal sent for a task, with the keyword arguments it carried."""
-        self.add((signal, task_name, task_id, named))
-
     @property
     def calls(self) -> list[HookCall]:
         """Every hook call, in call order."""

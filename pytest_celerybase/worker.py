@@ -37,6 +37,7 @@ from celery.backends.cache import CacheBackend
 
 from pytest_celerybase._celery_state import CeleryGlobals
 from pytest_celerybase._controller import (
+    PromptResults,
     UnregisteredTaskError,
     describe_unregistered,
     make_controller,
@@ -78,11 +79,7 @@ __all__ = [
     "worker_options",
 ]
 
-# Seconds between checks of the in-memory result store while result.get() waits
-# (Celery's default is 0.5 s: most of a test's run time).
-_RESULT_POLL_INTERVAL = 0.005
 _MISSING: Any = object()
-
 
 
 class WorkerStartError(RuntimeError):
@@ -93,22 +90,9 @@ class WorkerStopError(RuntimeError):
     """The live worker thread did not finish within its stop timeout."""
 
 
-class MemoryResultBackend(CacheBackend):  # type: ignore[misc]
-    """Celery's ``cache+memory://`` result backend, checked every 5 ms while waiting.
-
-    ``result.get()`` polls a key-value backend every ``interval`` (0.5 s by default);
-    for a dict in this process that is pure waiting.  Storage is Celery's own.
-    """
-
-    def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
-                 **kwargs: Any) -> Any:
-        interval = min(interval, _RESULT_POLL_INTERVAL)
-        return super().wait_for(task_id, timeout=timeout, interval=interval, **kwargs)
-
-    def get_many(self, task_ids: Any, timeout: float | None = None, interval: float = 0.5,
-                 **kwargs: Any) -> Any:
-        interval = min(interval, _RESULT_POLL_INTERVAL)
-        return super().get_many(task_ids, timeout=timeout, interval=interval, **kwargs)
+class MemoryResultBackend(PromptResults, CacheBackend):  # type: ignore[misc]
+    """Celery's ``cache+memory://`` result backend, checked every 5 ms while waiting
+    (:class:`~pytest_celerybase._controller.PromptResults`).  Storage is Celery's own."""
 
 
 _MEMORY_BACKEND = f"{__name__}:MemoryResultBackend"

@@ -50,9 +50,9 @@ from typing import Any
 import pytest
 
 from pytest_celerybase._celery_state import CeleryGlobals
+from pytest_celerybase._events import HOOKS
 
 _TRACE_ATTRS = ("build_tracer", "trace_task")
-_HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
 _INSTRUMENT = "pytest_celerybase._instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
 _CHILD_GRACE = 0.5  # seconds a child process gets to exit after teardown
@@ -246,7 +246,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
                 f"task {name!r} of app {app.main!r} still has the recording class {type(task)!r}"
             )
         for klass in type(task).__mro__:
-            for hook in _HOOKS:
+            for hook in HOOKS:
                 if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
                     problems.append(f"{klass.__qualname__}.{hook} is still wrapped by the recorder")
     new_children = sorted(after.children - before.children)
