@@ -240,6 +240,7 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
         trace = task.__dict__.get("__trace__")
         if trace is not saved_trace:
             problems.append(f"task {name!r}: __trace__ {saved_trace!r} -> {trace!r}")
+    wrapped: set[str] = set()  # hook functions the cooperative check left wrapped
     for app, name, task in _all_tasks():
         if "__celerybase_original__" in type(task).__dict__:
             problems.append(
@@ -248,7 +249,9 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
         for klass in type(task).__mro__:
             for hook in HOOKS:
                 if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
-                    problems.append(f"{klass.__qualname__}.{hook} is still wrapped by the recorder")
+                    wrapped.add(f"{klass.__qualname__}.{hook}")
+    wrapped.update(_left_wrapped())
+    problems.extend(f"{name} is still wrapped by the recorder" for name in sorted(wrapped))
     new_children = sorted(after.children - before.children)
     if new_children:
         problems.append(
@@ -314,6 +317,28 @@ def restore(before: Snapshot) -> None:
         original = type(task).__dict__.get("__celerybase_original__")
         if original is not None:
             task.__class__ = original
+    _restore_cooperation()
+
+
+def _left_wrapped() -> list[str]:
+    """Hook functions wrapped for a recorder that is not active (any more)."""
+    from pytest_celerybase import _cooperative, recorder
+
+    return [
+        f"{klass.__qualname__}.{hook}"
+        for (klass, hook), (_, _, owner) in list(_cooperative._wrapped.items())
+        if owner not in recorder.STACK
+    ]
+
+
+def _restore_cooperation() -> None:
+    # Hook functions wrapped for a recorder that is not active any more (or for nobody's).
+    from pytest_celerybase import _cooperative, recorder
+
+    owners = {entry[2] for entry in _cooperative._wrapped.values()}
+    for owner in owners:
+        if owner not in recorder.STACK:
+            _cooperative.restore(owner)
 
 
 def _restore_outbox(v: dict[str, Any]) -> None:

@@ -411,3 +411,53 @@ def test_2_restored():
             "  - app 'proj': connection pool None -> <object object at *>",
         ]
     )
+
+
+def test_guard_sees_the_lifecycle_recording_left_installed(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # What the guard would say if the signal recording or the cooperative-hooks watching
+    # outlived a test: a tracer signal sender left patched, a composed class's hooks left
+    # wrapped.  The next test finds both restored.
+    pytester.makepyfile(
+        """
+import celery.app.trace as trace
+from celery import Task
+from pytest_celerybase import _cooperative, _signals
+
+class A(Task):
+    def on_success(self, *args):
+        super().on_success(*args)
+
+class B(Task):
+    def on_success(self, *args):
+        super().on_success(*args)
+
+class Composed(A, B):
+    pass
+
+ORIGINAL = A.__dict__["on_success"]
+
+def test_1_leaves_them_installed():
+    _signals.connect(lambda module, name, value: setattr(module, name, value))
+    _cooperative.chains(Composed, object())  # wrapped for an owner nobody deactivates
+
+def test_2_clean():
+    # (this test records: the sender is wrapped once, by its own recorder)
+    assert not hasattr(trace.send_prerun.__wrapped__, "__wrapped__")
+    assert A.__dict__["on_success"] is ORIGINAL
+"""
+    )
+    result = _run_guarded(run, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*ERROR at teardown of test_1_leaves_them_installed*",
+            # (the outer test records too: its sender was in place before)
+            "  - celery.app.trace.send_prerun: <function _tracer_sender.<locals>.send_and_record"
+            " at *> -> <function _tracer_sender.<locals>.send_and_record at *>",
+            "  - A.on_success is still wrapped by the recorder",
+            "  - B.on_success is still wrapped by the recorder",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
