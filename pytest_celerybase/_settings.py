@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT
+from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from pytest_celerybase.worker import WorkerOptions
+    from pytest_celerybase.worker.options import WorkerOptions
 
 __all__ = [
     "CELERYBASE_MARKER",
@@ -92,7 +92,7 @@ def _marker_kwargs(node: pytest.Item, name: str, what: str, example: str) -> dic
 
 
 def _celery_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any]:
-    from pytest_celerybase.apps import validate_config
+    from pytest_celerybase.apps.isolated import validate_config
 
     settings = validate_config(base)
     marked = _marker_kwargs(
@@ -106,7 +106,7 @@ def _celery_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any
 
 
 def _project_app(request: pytest.FixtureRequest) -> Celery | None:
-    from pytest_celerybase.apps import load_app
+    from pytest_celerybase.apps.isolated import load_app
 
     path = request.config.getini("celerybase_app")
     return load_app(path) if path else None
@@ -125,7 +125,7 @@ def live_worker_setup(
     request: pytest.FixtureRequest, config: Any
 ) -> tuple[dict[str, Any], WorkerOptions, Celery | None]:
     """``live_worker``'s Celery settings, worker options and project app."""
-    from pytest_celerybase.worker import worker_options
+    from pytest_celerybase.worker.options import worker_options
 
     with fail_on_bad_config("live_worker"):
         if "eager_app" in request.fixturenames:

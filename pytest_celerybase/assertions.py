@@ -1,29 +1,26 @@
-"""Assertions on recorded hook calls and on sent task messages (no pytest import).
+"""Assertions on recorded hook calls (no pytest import).
 
-Their failure messages are built by :mod:`pytest_celerybase._messages` (hooks) and
-:mod:`pytest_celerybase._sent_messages` (sent tasks)."""
+Their failure messages are built by :mod:`pytest_celerybase.recorder.explain`; the
+sent-task assertions are in :mod:`pytest_celerybase.sent_tasks`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytest_celerybase._messages import mismatch_message, per_execution
-from pytest_celerybase._targets import Target, check_hooks, settled
-from pytest_celerybase.recorder import HOOKS, HookCall, HookRecorder, current_recorder
-
-if TYPE_CHECKING:
-    from pytest_celerybase.outbox import SentTasks
+from pytest_celerybase.recorder.active import current_recorder
+from pytest_celerybase.recorder.explain import mismatch_message, per_execution
+from pytest_celerybase.recorder.hook_recorder import HookRecorder
+from pytest_celerybase.recorder.records import HOOKS, HookCall
+from pytest_celerybase.recorder.targets import Target, check_hooks, settled
+from pytest_celerybase.sent_tasks.collection import held_now
 
 __all__ = [
     "apply_and_raise",
     "assert_hooks_called",
     "assert_hooks_called_in_order",
     "assert_hooks_not_called",
-    "assert_task_not_sent",
-    "assert_task_sent",
-    "check_task_not_sent",
-    "check_task_sent",
     "hook_calls",
 ]
 
@@ -58,7 +55,9 @@ def assert_hooks_called(task: Any, hooks: Sequence[str], *, task_id: str | None 
     recorder, target, calls = _recorded(task, task_id)
     actual = [c.hook for c in calls]
     if actual != expected:
-        raise AssertionError(mismatch_message(recorder, target, expected, calls, "exactly"))
+        raise AssertionError(
+            mismatch_message(recorder, target, expected, calls, "exactly", held_now())
+        )
 
 
 def assert_hooks_called_in_order(
@@ -76,7 +75,9 @@ def assert_hooks_called_in_order(
     recorder, target, calls = _recorded(task, task_id)
     remaining = iter(c.hook for c in calls)
     if not all(any(h == a for a in remaining) for h in expected):
-        raise AssertionError(mismatch_message(recorder, target, expected, calls, "in order"))
+        raise AssertionError(
+            mismatch_message(recorder, target, expected, calls, "in order", held_now())
+        )
 
 
 def assert_hooks_not_called(
@@ -121,67 +122,3 @@ def apply_and_raise(
             raise exc
         raise RuntimeError(f"task {task.name!r} failed: {exc!r}")  # pragma: no cover
     return result
-
-
-# -- sent task messages ------------------------------------------------------------------
-def assert_task_sent(
-    task: Any, args: Any = None, kwargs: Any = None, *, count: int | None = None, **options: Any
-) -> None:
-    """Assert a message of ``task`` was sent in this test (``sent_tasks`` captures them).
-
-    ``task`` is a task or a task name.  ``args``/``kwargs`` must equal the message's
-    exactly (omitted: any); options match what the caller meant: ``countdown=10`` a
-    message whose eta is 10 s after it was sent (within 1 s), ``eta=``, ``expires=``,
-    ``queue=`` (where Celery routed it), ``priority=``, ``headers=`` (a subset), ``link=``
-    ... (``sent_tasks.filter`` takes the same).  ``count=n``: exactly ``n`` messages
-    match; by default at least one.
-    """
-    __tracebackhide__ = True
-    from pytest_celerybase.outbox import current_sent_tasks
-
-    check_task_sent(current_sent_tasks(), task, args, kwargs, count, options)
-
-
-def assert_task_not_sent(task: Any, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-    """Assert no message of ``task`` matching ``args``/``kwargs``/options was sent."""
-    __tracebackhide__ = True
-    from pytest_celerybase.outbox import current_sent_tasks
-
-    check_task_not_sent(current_sent_tasks(), task, args, kwargs, options)
-
-
-def check_task_sent(
-    sent: SentTasks, task: Any, args: Any, kwargs: Any, count: Any, options: dict[str, Any]
-) -> None:
-    """:func:`assert_task_sent` on the messages of ``sent``."""
-    __tracebackhide__ = True
-    from pytest_celerybase._sent_match import Query
-
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-        raise TypeError(f"assert_task_sent(): count must be an int >= 0, got {count!r}")
-    query = Query.build(task, args, kwargs, options, sent, "assert_task_sent()")
-    sent.settle()
-    records = list(sent)
-    matched = [i for i, r in enumerate(records) if query.matches(r)]
-    if len(matched) == count or (count is None and matched):
-        return
-    from pytest_celerybase._sent_messages import not_sent_message
-
-    raise AssertionError(not_sent_message(query, records, matched, count))
-
-
-def check_task_not_sent(
-    sent: SentTasks, task: Any, args: Any, kwargs: Any, options: dict[str, Any]
-) -> None:
-    """:func:`assert_task_not_sent` on the messages of ``sent``."""
-    __tracebackhide__ = True
-    from pytest_celerybase._sent_match import Query
-
-    query = Query.build(task, args, kwargs, options, sent, "assert_task_not_sent()")
-    sent.settle()
-    records = list(sent)
-    matched = [i for i, r in enumerate(records) if query.matches(r)]
-    if matched:
-        from pytest_celerybase._sent_messages import sent_anyway_message
-
-        raise AssertionError(sent_anyway_message(query, records, matched))

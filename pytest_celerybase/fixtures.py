@@ -5,7 +5,7 @@ this module (and the plugin) stays cheap.  Configuration is read through
 :mod:`pytest_celerybase._settings`, so every fixture reports a mistake the same way.
 
 How the resource fixtures reach the reference bases: ``sqlite_engine``, ``fake_redis`` and
-``metrics_sink`` bind their double (:mod:`pytest_celerybase._bindings`) for the test, so
+``metrics_sink`` bind their double (:mod:`pytest_celerybase.resources.bindings`) for the test, so
 ``DatabaseTask``, ``CachedTask`` and ``MetricsTask`` use it; ``http_stub`` patches
 ``requests`` itself, so every session (``APIClientTask``'s included) goes through it;
 ``sql_queries`` listens to ``sqlite_engine``.  Bindings are process-wide: tasks run by a
@@ -31,12 +31,12 @@ if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.engine import Engine
 
-    from pytest_celerybase._sql_capture import SQLQueries
-    from pytest_celerybase.apps import AppCache
+    from pytest_celerybase.apps.isolated import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
-    from pytest_celerybase.outbox import SentTasks
-    from pytest_celerybase.recorder import HookRecorder
-    from pytest_celerybase.worker import LiveWorker
+    from pytest_celerybase.recorder.hook_recorder import HookRecorder
+    from pytest_celerybase.resources.sql_capture import SQLQueries
+    from pytest_celerybase.sent_tasks.collection import SentTasks
+    from pytest_celerybase.worker.live import LiveWorker
 
 __all__ = [
     "RECORDER_KEY",
@@ -90,7 +90,7 @@ def eager_app(
     settings per session; after each test everything is restored: configuration, task
     registry, every task's attributes, cached backend and pools, current/default app.
     """
-    from pytest_celerybase.apps import isolated_app
+    from pytest_celerybase.apps.isolated import isolated_app
 
     settings, app = eager_app_setup(request, celerybase_config)
     cache = None if app is not None else _app_cache(request.config)
@@ -114,7 +114,7 @@ def _app_cache(config: pytest.Config) -> AppCache:
     """The session's apps for ``eager_app`` (one per distinct settings), closed at exit."""
     cache = config.stash.get(_APP_CACHE_KEY, None)
     if cache is None:
-        from pytest_celerybase.apps import AppCache
+        from pytest_celerybase.apps.isolated import AppCache
 
         cache = config.stash[_APP_CACHE_KEY] = AppCache()
         config.add_cleanup(cache.close)
@@ -140,8 +140,9 @@ def live_worker(
     ``CELERYBASE_RESULT_BACKEND`` select a real broker.  The worker is stopped after the
     test, and no thread of it is left behind.
     """
-    from pytest_celerybase.apps import isolated_app
-    from pytest_celerybase.worker import LiveWorker, live_defaults
+    from pytest_celerybase.apps.isolated import isolated_app
+    from pytest_celerybase.worker.live import LiveWorker
+    from pytest_celerybase.worker.options import live_defaults
 
     settings, options, app = live_worker_setup(request, celerybase_config)
     if "sent_tasks" in request.fixturenames:
@@ -176,7 +177,7 @@ def sent_tasks(request: pytest.FixtureRequest) -> Iterator[SentTasks]:
     (``live_worker``, or Celery's ``celery_worker``/``celery_session_worker``) the
     messages are recorded and delivered to it instead.
     """
-    from pytest_celerybase.outbox import capture_sent_tasks
+    from pytest_celerybase.sent_tasks.collection import capture_sent_tasks
 
     delivering = _WORKER_FIXTURES.intersection(request.fixturenames)
     with capture_sent_tasks(hold=not delivering) as sent:
@@ -194,12 +195,12 @@ def sqlite_engine() -> Iterator[Engine]:
     than 10 s gets a ``TimeoutError`` naming the usual deadlock.  Every
     ``DatabaseTask`` uses this engine while the test runs; the database is gone after.
     """
-    from pytest_celerybase import _bindings
-    from pytest_celerybase._sqlite import create_memory_engine
+    from pytest_celerybase.resources import bindings
+    from pytest_celerybase.resources.sqlite import create_memory_engine
 
     engine = create_memory_engine()
     try:
-        with _bindings.bind(_bindings.ENGINE, engine):
+        with bindings.bind(bindings.ENGINE, engine):
             yield engine
     finally:
         engine.dispose()
@@ -213,7 +214,7 @@ def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
     fails unless the block ran exactly two, listing the statements it did run
     (``assert_max_num_queries(n)`` for an upper bound); ``.clear()`` starts over.
     """
-    from pytest_celerybase._sql_capture import SQLQueries
+    from pytest_celerybase.resources.sql_capture import SQLQueries
 
     queries = SQLQueries(sqlite_engine)
     try:
@@ -279,11 +280,11 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
     """
     import fakeredis
 
-    from pytest_celerybase import _bindings
+    from pytest_celerybase.resources import bindings
 
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     try:
-        with _bindings.bind(_bindings.REDIS, client):
+        with bindings.bind(bindings.REDIS, client):
             yield client
     finally:
         client.close()
@@ -298,9 +299,9 @@ def metrics_sink() -> Iterator[MemorySink]:
     RETRY).  Query with ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``,
     ``.last(...)``; ``.clear()`` empties it.
     """
-    from pytest_celerybase import _bindings
     from pytest_celerybase.bases.sinks import MemorySink
+    from pytest_celerybase.resources import bindings
 
     sink = MemorySink()
-    with _bindings.bind(_bindings.METRICS_SINK, sink):
+    with bindings.bind(bindings.METRICS_SINK, sink):
         yield sink

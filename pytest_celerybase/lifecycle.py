@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_celerybase._messages import mismatch_message
-from pytest_celerybase._targets import check_events, settled
-from pytest_celerybase.recorder import LifecycleEvent, current_recorder
+from pytest_celerybase.recorder.active import current_recorder
+from pytest_celerybase.recorder.explain import mismatch_message
+from pytest_celerybase.recorder.records import LifecycleEvent
+from pytest_celerybase.recorder.targets import check_events, settled
+from pytest_celerybase.sent_tasks.collection import held_now
 
 __all__ = ["assert_hooks_cooperative", "assert_lifecycle", "timeline"]
 
@@ -45,7 +47,9 @@ def assert_lifecycle(task: Any, events: Sequence[str], *, task_id: str | None = 
     recorder, target = settled(task, task_id)
     recorded = recorder.events_for(target.name, target.task_id)
     if [e.name for e in recorded] != expected:
-        raise AssertionError(mismatch_message(recorder, target, expected, recorded, "exactly"))
+        raise AssertionError(
+            mismatch_message(recorder, target, expected, recorded, "exactly", held_now())
+        )
 
 
 def assert_hooks_cooperative(task: Any, *, task_id: str | None = None) -> None:

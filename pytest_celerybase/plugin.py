@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._inflight import DEFAULT_WAIT_TIMEOUT
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
@@ -31,9 +30,10 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sql_queries,
     sqlite_engine,
 )
+from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
 if TYPE_CHECKING:
-    from pytest_celerybase.recorder import HookRecorder
+    from pytest_celerybase.recorder.hook_recorder import HookRecorder
 
 # The recorder and the report are imported in the hooks that use them, not at start-up:
 # they cost ~3 ms to import, and `pytest --collect-only` runs no test.
@@ -84,7 +84,7 @@ def pytest_runtest_makereport(
         report.when == "call" and item.config.getoption("celerybase_timeline")
     )
     if recorder is not None and wanted:
-        from pytest_celerybase._report import format_timeline
+        from pytest_celerybase.recorder.report import format_timeline
 
         # A live worker stores a result before the hooks after it ran: let it finish
         # what it is running (briefly: a stuck task must not hold the report up).
@@ -131,7 +131,8 @@ def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
-    from pytest_celerybase.recorder import LEFT_RUNNING, recording
+    from pytest_celerybase.recorder.activation import recording
+    from pytest_celerybase.recorder.threads import LEFT_RUNNING
 
     # Around setup, call and teardown: tasks run by fixtures are recorded too, and the
     # recorder is only undone after every fixture of the test has been torn down.
@@ -149,7 +150,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
-    from pytest_celerybase.recorder import CelerybaseWarning
+    from pytest_celerybase.errors import CelerybaseWarning
 
     path, lineno, _ = item.location
     for (thread, test), count in recorder.strays.items():

@@ -2,7 +2,7 @@
 
     python scripts/parity_table.py      # print the table between its marker comments
 
-The rows come from ``pytest_celerybase._parity.PARITY`` (measured by tests/test_parity.py);
+The rows come from ``pytest_celerybase.recorder.parity.PARITY`` (measured by tests/test_parity.py);
 this module only formats them, for the README and the manual.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from pytest_celerybase._parity import PARITY, Outcome, Scenario
+from pytest_celerybase.recorder.parity import PARITY, Outcome, Scenario
 
 __all__ = ["TABLE_END", "TABLE_START", "parse_table", "render_lifecycle_table", "render_table"]
 

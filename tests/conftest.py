@@ -12,7 +12,7 @@ import pytest
 # needing it would then hit (seen in random orders and on SQLAlchemy 2.0).
 import sqlalchemy.orm  # noqa: F401
 
-from pytest_celerybase._celery_state import celery_globals_restored
+from pytest_celerybase.apps.celery_globals import celery_globals_restored
 
 # After every test: Celery's tracer, task classes, apps and the bases' bindings are back
 # to what they were (see tests/leak_guard.py); a leak fails the offending test.

@@ -17,12 +17,14 @@ after teardown:
   in place), its task registry, each task's instance attributes and class attributes
   (Celery's own caches ``__trace__``/``_exec_options`` aside), and its cached backend,
   connection pool and producer pool;
-* the recorder's own globals (recorder stack, patches, recording classes, the receivers of
-  every task signal, ``celery.app.trace.send_*``);
-* the outbox's (``sent_tasks``): ``Celery.send_task``, ``Settings.task_always_eager``, the
-  ``on_task_call`` of every live app's result backend, its stack and patches, and the
-  worker's process-global set of revoked task ids (``run()`` checks expiry with it);
-* the bases' bindings (:mod:`pytest_celerybase._bindings`: engine, Redis/fake Redis,
+* every patch the plugin made (:func:`pytest_celerybase._patching.active`: Celery's
+  tracer and signal senders, ``Celery.send_task``, ``Settings.task_always_eager``, result
+  backends' ``on_task_call``, prefork's sleeps, hook functions wrapped by the cooperative
+  check), the recorder stack and recording classes, the receivers of every task signal,
+  ``celery.app.trace.send_*``, ``Celery.send_task`` and ``Settings.task_always_eager``
+  themselves, the sent-task capture's stack, and the worker's process-global set of
+  revoked task ids (``run()`` checks expiry with it);
+* the bases' bindings (:mod:`pytest_celerybase.resources.bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
 * the worker's shutdown flags, and threads and child processes started by the test
@@ -49,11 +51,14 @@ from typing import Any
 
 import pytest
 
-from pytest_celerybase._celery_state import CeleryGlobals
-from pytest_celerybase._events import HOOKS
+from pytest_celerybase import _patching
+from pytest_celerybase.apps.celery_globals import CeleryGlobals
+from pytest_celerybase.recorder import active, instrument
+from pytest_celerybase.recorder.records import HOOKS, SIGNALS
+from pytest_celerybase.sent_tasks import capture
 
 _TRACE_ATTRS = ("build_tracer", "trace_task")
-_INSTRUMENT = "pytest_celerybase._instrument"
+_INSTRUMENT = "pytest_celerybase.recorder.instrument"
 _THREAD_GRACE = 2.0  # seconds a thread started by the test gets to finish after teardown
 _CHILD_GRACE = 0.5  # seconds a child process gets to exit after teardown
 
@@ -81,22 +86,18 @@ def take() -> Snapshot:
     from celery.app import trace
     from celery.app.utils import Settings
 
-    from pytest_celerybase import _holding, _instrument, recorder
-
     snap = Snapshot()
     v = snap.values
     v["celery.Celery.send_task"] = Celery.send_task
     v["celery.app.utils.Settings.task_always_eager"] = Settings.__dict__.get("task_always_eager")
-    v["_holding.STACK"] = tuple(_holding.STACK)
-    v["_holding._patches"] = tuple(_holding._patches)
-    v["_holding._muted"] = tuple(_holding._muted)
+    v["patches (pytest_celerybase._patching)"] = _patching.active()
+    v["sent_tasks capture STACK"] = tuple(capture.STACK)
     for attr in _TRACE_ATTRS:
         v[f"celery.app.trace.{attr}"] = getattr(trace, attr)
     v["celery globals"] = CeleryGlobals.save()
-    v["recorder.STACK"] = tuple(recorder.STACK)
-    v["_instrument._patches"] = tuple(_instrument._patches)
-    v["_instrument._recording_classes"] = frozenset(_instrument._recording_classes)
-    for signal in recorder.SIGNALS:
+    v["recorder STACK"] = tuple(active.STACK)
+    v["recording classes"] = frozenset(instrument._recording_classes)
+    for signal in SIGNALS:
         v[f"{signal} receivers"] = tuple(
             key for key, _ in getattr(signals, signal).receivers
         )
@@ -104,7 +105,7 @@ def take() -> Snapshot:
         v[f"celery.app.trace.{sender}"] = getattr(trace, sender, None)
     bindings = _bindings_module()
     if bindings is not None:
-        v["pytest_celerybase._bindings"] = dict(bindings.snapshot())
+        v["pytest_celerybase.resources.bindings"] = dict(bindings.snapshot())
     adapter = _http_adapter()
     if adapter is not None:
         v["requests.adapters.HTTPAdapter.send"] = adapter.send
@@ -167,10 +168,10 @@ def _unwrapped(func: Any) -> Any:
 
 def _bindings_module() -> Any:
     try:
-        from pytest_celerybase import _bindings
+        from pytest_celerybase.resources import bindings
     except ImportError:  # pragma: no cover - before the bases land
         return None
-    return _bindings
+    return bindings
 
 
 def _http_adapter() -> Any:
@@ -250,7 +251,10 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
             for hook in HOOKS:
                 if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
                     wrapped.add(f"{klass.__qualname__}.{hook}")
-    wrapped.update(_left_wrapped())
+    before_patches = {id(p) for p in before.values["patches (pytest_celerybase._patching)"]}
+    for patch in after.values["patches (pytest_celerybase._patching)"]:
+        if id(patch) not in before_patches and getattr(patch.value, "__celerybase_counted__", 0):
+            wrapped.add(f"{patch.target.__qualname__}.{patch.name}")
     problems.extend(f"{name} is still wrapped by the recorder" for name in sorted(wrapped))
     new_children = sorted(after.children - before.children)
     if new_children:
@@ -281,6 +285,7 @@ def restore(before: Snapshot) -> None:
     from celery.app import trace
 
     v = before.values
+    _restore_patches(v)
     _restore_outbox(v)
     for attr in _TRACE_ATTRS:
         setattr(trace, attr, v[f"celery.app.trace.{attr}"])
@@ -299,8 +304,8 @@ def restore(before: Snapshot) -> None:
     for app_state in before.app_states:
         app_state.restore()
     bindings = _bindings_module()
-    if bindings is not None and "pytest_celerybase._bindings" in v:
-        bindings.restore(v["pytest_celerybase._bindings"])
+    if bindings is not None and "pytest_celerybase.resources.bindings" in v:
+        bindings.restore(v["pytest_celerybase.resources.bindings"])
     adapter = _http_adapter()
     if adapter is not None and "requests.adapters.HTTPAdapter.send" in v:
         adapter.send = v["requests.adapters.HTTPAdapter.send"]
@@ -317,35 +322,20 @@ def restore(before: Snapshot) -> None:
         original = type(task).__dict__.get("__celerybase_original__")
         if original is not None:
             task.__class__ = original
-    _restore_cooperation()
 
 
-def _left_wrapped() -> list[str]:
-    """Hook functions wrapped for a recorder that is not active (any more)."""
-    from pytest_celerybase import _cooperative, recorder
-
-    return [
-        f"{klass.__qualname__}.{hook}"
-        for (klass, hook), (_, _, owner) in list(_cooperative._wrapped.items())
-        if owner not in recorder.STACK
-    ]
-
-
-def _restore_cooperation() -> None:
-    # Hook functions wrapped for a recorder that is not active any more (or for nobody's).
-    from pytest_celerybase import _cooperative, recorder
-
-    owners = {entry[2] for entry in _cooperative._wrapped.values()}
-    for owner in owners:
-        if owner not in recorder.STACK:
-            _cooperative.restore(owner)
+def _restore_patches(v: dict[str, Any]) -> None:
+    """Undo the patches made since the snapshot (newest first), whoever's they are."""
+    before = {id(p) for p in v["patches (pytest_celerybase._patching)"]}
+    for patch in reversed(_patching.active()):
+        if id(patch) not in before:
+            if not _patching.undo(patch):
+                _patching.forget(patch)
 
 
 def _restore_outbox(v: dict[str, Any]) -> None:
     from celery import Celery, _state
     from celery.app.utils import Settings
-
-    from pytest_celerybase import _holding
 
     Celery.send_task = v["celery.Celery.send_task"]
     if v["celery.app.utils.Settings.task_always_eager"] is None:
@@ -353,14 +343,12 @@ def _restore_outbox(v: dict[str, Any]) -> None:
             del Settings.task_always_eager
     else:
         Settings.task_always_eager = v["celery.app.utils.Settings.task_always_eager"]
-    if not v["_holding.STACK"]:
+    if not v["sent_tasks capture STACK"]:
         from celery import signals
 
-        signals.before_task_publish.disconnect(dispatch_uid=_holding._BEFORE_UID)
-        signals.after_task_publish.disconnect(dispatch_uid=_holding._AFTER_UID)
-    _holding.STACK[:] = v["_holding.STACK"]
-    _holding._patches[:] = v["_holding._patches"]
-    _holding._muted[:] = v["_holding._muted"]
+        signals.before_task_publish.disconnect(dispatch_uid=capture._BEFORE_UID)
+        signals.after_task_publish.disconnect(dispatch_uid=capture._AFTER_UID)
+    capture.STACK[:] = v["sent_tasks capture STACK"]
     for app in list(_state._get_active_apps()):
         backend = app.__dict__.get("_backend")
         if app.main not in v["result backends with on_task_call replaced"]:

@@ -298,10 +298,14 @@ def test_troubleshooting_and_its_test_citations_agree() -> None:
     rows = dict(re.findall(r"^\| \{ref\}`(err-[\w-]+)` \| (.+) \|$", citations, re.M))
     assert len(entries) == len(set(entries)) > 20
     assert list(rows) == entries, "one row per troubleshooting entry, in the same order"
-    sources = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py")}
+    tests = ROOT / "tests"
+    sources = {
+        p.relative_to(tests).as_posix(): p.read_text(encoding="utf-8")
+        for p in tests.rglob("test_*.py")
+    }
     missing = []
     for entry, cell in rows.items():
-        cited = re.findall(r"`(test_\w+\.py)::(\w+)`", cell)
+        cited = re.findall(r"`((?:\w+/)?test_\w+\.py)::(\w+)`", cell)
         assert cited, f"{entry}: cite at least one test"
         missing += [f"{f}::{t}" for f, t in cited if f"def {t}(" not in sources.get(f, "")]
     assert missing == []

@@ -17,7 +17,7 @@ import sqlalchemy  # noqa: F401
 
 import pytest_celerybase.bases.sinks
 import pytest_celerybase.fixtures  # noqa: F401
-from pytest_celerybase._celery_state import celery_globals_restored
+from pytest_celerybase.apps.celery_globals import celery_globals_restored
 from tests import leak_guard
 from tests.conftest import RunPytest
 
@@ -217,17 +217,17 @@ def test_guard_reports_a_real_leak_with_the_node_id(
         """
 import celery.app.trace as trace
 from celery import Celery, _state
-from pytest_celerybase import _bindings
+from pytest_celerybase.resources import bindings
 
 def test_1_leaks_a_binding_and_the_tracer():
-    _bindings.push(_bindings.REDIS, object())
+    bindings.push(bindings.REDIS, object())
     trace.build_tracer = lambda *a, **k: None
 
 def test_2_leaks_the_current_app():
     Celery("stray").set_current()
 
 def test_3_clean():
-    assert _bindings.current(_bindings.REDIS) is None
+    assert bindings.current(bindings.REDIS) is None
     assert trace.build_tracer.__name__ == "build_tracer"
     assert _state.get_current_app().main != "stray"
 """
@@ -240,7 +240,8 @@ def test_3_clean():
             "leak guard: test_guard_reports_a_real_leak_with_the_node_id.py::"
             "test_1_leaks_a_binding_and_the_tracer left global state changed (after teardown):",
             "  - celery.app.trace.build_tracer: <function *build_tracer*> -> <function*<lambda>*>",
-            "  - pytest_celerybase._bindings: redis: () -> (Token(key=BindingKey(name='redis')*",
+            "  - pytest_celerybase.resources.bindings: redis: ()"
+            " -> (Token(key=BindingKey(name='redis')*",
             "*ERROR at teardown of test_2_leaks_the_current_app*",
             "  - celery globals: current_app: * -> <Celery stray*>",
         ]
@@ -338,11 +339,10 @@ def test_3_next_test_runs_eagerly(eager_app):
 def test_guard_sees_an_outbox_left_active(pytester: pytest.Pytester, run: RunPytest) -> None:
     pytester.makepyfile(
         """
-from pytest_celerybase import _holding
-from pytest_celerybase.outbox import SentTasks
+from pytest_celerybase.sent_tasks import SentTasks, capture
 
 def test_1_leaves_the_outbox_active(eager_app):
-    _holding.activate(SentTasks())
+    capture.activate(SentTasks())
 
 def test_2_clean(eager_app):
     @eager_app.task
@@ -359,7 +359,7 @@ def test_2_clean(eager_app):
             "  - celery.Celery.send_task: <function Celery.send_task *> -> <function "
             "_make_send_task.<locals>.send_task *>",
             "  - celery.app.utils.Settings.task_always_eager: None -> <property *>",
-            "  - _holding.STACK: () -> (<SentTasks 0 sent, 0 held: ->,)",
+            "  - sent_tasks capture STACK: () -> (<SentTasks 0 sent, 0 held: ->,)",
             "  - before_task_publish receivers: (*) -> (*'pytest_celerybase.holding.before_"
             "publish'*)",
         ]
@@ -423,7 +423,8 @@ def test_guard_sees_the_lifecycle_recording_left_installed(
         """
 import celery.app.trace as trace
 from celery import Task
-from pytest_celerybase import _cooperative, _signals
+from pytest_celerybase.recorder import cooperative as _cooperative
+from pytest_celerybase.recorder import signals as _signals
 
 class A(Task):
     def on_success(self, *args):

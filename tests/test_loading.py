@@ -71,9 +71,12 @@ import sys, pytest_celerybase.plugin
 print("pytest_celerybase.assertions" in sys.modules)
 import pytest_celerybase as api
 from pytest_celerybase import assert_hooks_called, HookCall
-from pytest_celerybase import assertions, lifecycle, outbox, recorder
+from pytest_celerybase import assertions, errors, lifecycle, recorder, sent_tasks, worker
+from pytest_celerybase.bases import sinks
+from pytest_celerybase.resources import sql_capture
+modules = (assertions, errors, lifecycle, recorder, sent_tasks, worker, sinks, sql_capture)
 for name in api.__all__:
-    sources = [m for m in (assertions, lifecycle, outbox, recorder) if name in m.__all__]
+    sources = [m for m in modules if name in m.__all__]
     assert sources and all(getattr(api, name) is getattr(m, name) for m in sources), name
 assert set(api.__all__) <= set(dir(api))
 try:
@@ -86,3 +89,27 @@ except AttributeError as exc:
         "False",
         "module 'pytest_celerybase' has no attribute 'assert_hook_called'",
     ]
+
+
+@pytest.mark.parametrize(
+    "face", ["pytest_celerybase", "pytest_celerybase.recorder", "pytest_celerybase.worker"]
+)
+def test_type_checking_imports_list_the_lazy_exports(face: str) -> None:
+    # A lazy face lists its names twice: in _EXPORTS (read at run time) and as
+    # TYPE_CHECKING imports (read by type checkers). They must name the same objects.
+    import ast
+    import importlib
+    from pathlib import Path
+
+    module = importlib.import_module(face)
+    tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
+    typed: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module
+                for alias in imp.names:
+                    assert alias.asname == alias.name, f"{alias.name}: re-export it `as` itself"
+                    typed[alias.name] = imp.module.removeprefix("pytest_celerybase.")
+    assert typed == module._EXPORTS
+    assert module.__all__ == sorted(typed)

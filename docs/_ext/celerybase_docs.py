@@ -17,11 +17,11 @@ Directives that list what the plugin defines, as found at build time:
   constants named ``*_ENV`` holding a ``CELERYBASE_*`` name, documented by their ``#:``
   comment (``tests/test_docs.py`` checks no other ``CELERYBASE_*`` name is read).
 * ``celerybase-parity`` - the eager/worker/prefork table from
-  ``pytest_celerybase._parity.PARITY`` (``:rows:`` picks scenarios by key, ``:columns:
+  ``pytest_celerybase.recorder.parity.PARITY`` (``:rows:`` picks scenarios by key, ``:columns:
   hooks`` leaves out the outcomes, ``:columns: lifecycle`` shows hooks and Celery signals
   in order; a prefork column appears when a row shown differs on the prefork pool).
 * ``celerybase-held-parity`` - the held (``sent_tasks``) vs broker table from
-  ``pytest_celerybase._parity.HELD_PARITY``.
+  ``pytest_celerybase.recorder.parity.HELD_PARITY``.
 
 The ``celerybase-*`` directives emit reStructuredText (docstrings are reST): in a MyST
 page, use them inside an ``{eval-rst}`` block.  ``celerybase-parity`` works anywhere.
@@ -227,7 +227,7 @@ class ParityDirective(SphinxDirective):
     }
 
     def run(self) -> list[nodes.Node]:
-        from pytest_celerybase import _parity
+        from pytest_celerybase.recorder import parity as _parity
 
         self.env.note_dependency(_parity.__file__)
         scenarios = list(_parity.PARITY)
@@ -292,7 +292,7 @@ class HeldParityDirective(SphinxDirective):
     ``tests/test_sent_parity.py``."""
 
     def run(self) -> list[nodes.Node]:
-        from pytest_celerybase import _parity
+        from pytest_celerybase.recorder import parity as _parity
 
         self.env.note_dependency(_parity.__file__)
         header = ["Scenario", "Held, then sent_tasks.run()", "Broker and worker", "Note"]

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
-from pytest_celerybase import _bindings
 from pytest_celerybase.bases._process import ProcessLocal
+from pytest_celerybase.resources import bindings
 
 if TYPE_CHECKING:
     import requests
@@ -82,7 +82,7 @@ class APIClientTask(Task):  # type: ignore[misc]
     @property
     def session(self) -> requests.Session:
         """The bound session if any, else this process's session for this task."""
-        bound = _bindings.current(_bindings.HTTP_SESSION)
+        bound = bindings.current(bindings.HTTP_SESSION)
         if bound is not None:
             return bound
         slot: ProcessLocal[requests.Session] | None = self.__dict__.get("_celerybase_session")

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from celery import Task
 from kombu.utils import json as kombu_json
 
-from pytest_celerybase import _bindings, _compat
+from pytest_celerybase import _compat
 from pytest_celerybase.bases._config import setting
 from pytest_celerybase.bases._process import ProcessLocal
+from pytest_celerybase.resources import bindings
 
 if TYPE_CHECKING:
     import redis
@@ -118,7 +119,7 @@ class CachedTask(Task):  # type: ignore[misc]
     @property
     def cache(self) -> redis.Redis:
         """The Redis client: the bound one if any, else this process's for the URL."""
-        bound = _bindings.current(_bindings.REDIS)
+        bound = bindings.current(bindings.REDIS)
         if bound is not None:
             return bound
         url: str = setting(

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
-from pytest_celerybase import _bindings
 from pytest_celerybase.bases._config import setting
 from pytest_celerybase.bases._process import ProcessLocal
+from pytest_celerybase.resources import bindings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -104,7 +104,7 @@ class DatabaseTask(Task):  # type: ignore[misc]
     @property
     def db(self) -> Engine:
         """The engine: the bound one if any, else this process's engine for the URL."""
-        bound = _bindings.current(_bindings.ENGINE)
+        bound = bindings.current(bindings.ENGINE)
         if bound is not None:
             return bound
         url = self._database_url()
@@ -134,7 +134,7 @@ class DatabaseTask(Task):  # type: ignore[misc]
 
     def reset_db(self) -> None:
         """Dispose this process's engine for the URL; the next ``db`` creates a new one."""
-        if _bindings.current(_bindings.ENGINE) is not None:
+        if bindings.current(bindings.ENGINE) is not None:
             return  # the bound engine belongs to whoever bound it
         url = self._database_url()
         engine = _engine_slot(self._engine_key(url)).pop()

@@ -7,7 +7,6 @@ from typing import Any
 
 from celery import Task, states
 
-from pytest_celerybase import _bindings
 from pytest_celerybase.bases._timing import ExecutionClock
 from pytest_celerybase.bases.sinks import (
     DURATION,
@@ -17,6 +16,7 @@ from pytest_celerybase.bases.sinks import (
     MetricKind,
     MetricsSink,
 )
+from pytest_celerybase.resources import bindings
 
 __all__ = ["MetricsTask"]
 
@@ -46,7 +46,7 @@ class MetricsTask(Task):  # type: ignore[misc]
 
     def get_metrics_sink(self) -> MetricsSink:
         """The sink metrics go to right now (see the class docstring for the order)."""
-        bound = _bindings.current(_bindings.METRICS_SINK)
+        bound = bindings.current(bindings.METRICS_SINK)
         if bound is not None:
             return bound
         if self.metrics_sink is not None:

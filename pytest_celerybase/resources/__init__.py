@@ -1,0 +1,13 @@
+"""The resources tests give tasks: a SQLite database and its SQL capture, and bindings.
+
+``bindings`` (what the reference bases use instead of their own engine, Redis, metrics
+sink or HTTP session while a fixture binds one), ``sqlite`` (the in-memory database
+shared by threads), ``sql_capture`` (:class:`SQLQueries`, the ``sql_queries`` fixture's
+value).  No pytest import, and no SQLAlchemy import here.
+"""
+
+from __future__ import annotations
+
+from pytest_celerybase.resources.sql_capture import CapturedQuery, QueryWindow, SQLQueries
+
+__all__ = ["CapturedQuery", "QueryWindow", "SQLQueries"]
