@@ -360,7 +360,7 @@ def test_2_clean(eager_app):
             "_make_send_task.<locals>.send_task *>",
             "  - celery.app.utils.Settings.task_always_eager: None -> <property *>",
             "  - sent_tasks capture STACK: () -> (<SentTasks 0 sent, 0 held: ->,)",
-            "  - before_task_publish receivers: (*) -> (*'pytest_celerybase.holding.before_"
+            "  - before_task_publish receivers: (*) -> (*'pytest_celerybase.sent_tasks.before_"
             "publish'*)",
         ]
     )

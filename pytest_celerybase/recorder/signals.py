@@ -22,7 +22,7 @@ from pytest_celerybase.recorder.threads import ACTIVE_THREADS, LEFT_RUNNING
 
 __all__ = ["connect", "disconnect"]
 
-_UID = "pytest_celerybase.signals."
+_UID = "pytest_celerybase.recorder.signals."
 _clock = time.perf_counter
 _current_thread = threading.current_thread
 _get_ident = threading.get_ident

@@ -32,8 +32,8 @@ class CapturedQuery:
 class QueryWindow:
     """Context manager counting the queries run inside its block; fails on a mismatch.
 
-    Returned by :meth:`SQLQueries.assert_num_queries <pytest_celerybase.SQLQueries.assert_num_queries>`; inside and after the block,
-    :attr:`queries` and :attr:`statements` hold what the block ran.
+    Returned by :meth:`~pytest_celerybase.SQLQueries.assert_num_queries`; inside and after
+    the block, :attr:`queries` and :attr:`statements` hold what the block ran.
     """
 
     def __init__(self, owner: SQLQueries, num: int, *, exact: bool = True) -> None:
@@ -129,7 +129,8 @@ class SQLQueries:
         """``with`` block that fails unless it executes exactly ``num`` queries.
 
         With ``exact=False``, at most ``num``.  The failure lists every statement the
-        block ran, with its parameters; the ``as`` target is the :class:`~pytest_celerybase.resources.sql_capture.QueryWindow`.
+        block ran, with its parameters; the ``as`` target is the
+        :class:`~pytest_celerybase.resources.sql_capture.QueryWindow`.
         """
         return QueryWindow(self, num, exact=exact)
 

@@ -75,8 +75,8 @@ STACK: list[Sink] = []
 _lock = threading.RLock()
 _local = threading.local()
 
-_BEFORE_UID = "pytest_celerybase.holding.before_publish"
-_AFTER_UID = "pytest_celerybase.holding.after_publish"
+_BEFORE_UID = "pytest_celerybase.sent_tasks.before_publish"
+_AFTER_UID = "pytest_celerybase.sent_tasks.after_publish"
 
 # send_task arguments that are Celery's plumbing rather than options the caller chose.
 _INTERNAL = frozenset({

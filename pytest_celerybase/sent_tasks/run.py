@@ -15,11 +15,10 @@ is left as it was.
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pytest_celerybase._compat import eager_result
 from pytest_celerybase.errors import UnregisteredSentTaskError
 
 if TYPE_CHECKING:
@@ -47,16 +46,13 @@ class Runner:
     def __init__(self) -> None:
         from celery import signals, states
         from celery.app import trace
-        from celery.result import EagerResult
         from celery.worker import state as worker_state
         from celery.worker.request import Request
 
         self._traces: dict[int, tuple[Any, Any]] = {}
         self._accept: dict[int, Any] = {}  # per app: what its workers accept
         self._signals, self._states, self._trace = signals, states, trace
-        self._result_cls, self._revoked, self._request_cls = (
-            EagerResult, worker_state.revoked, Request
-        )
+        self._revoked, self._request_cls = worker_state.revoked, Request
 
     def __enter__(self) -> Runner:
         return self
@@ -76,7 +72,7 @@ class Runner:
 
     def execute(self, held: CapturedMessage) -> EagerResult:
         """Run one held message through the worker's ``Request`` and the tracer."""
-        states, EagerResult = self._states, self._result_cls
+        states = self._states
         app = held.app
         accept = self._accept.get(id(app))
         if accept is None:
@@ -108,7 +104,7 @@ class Runner:
         if request.revoked():  # expired: stored as REVOKED, task_revoked sent
             if not already_revoked:
                 self._revoked.discard(request.id)  # the worker's global set
-            return _result(EagerResult, request.id, None, states.REVOKED, None, name)
+            return eager_result(request.id, None, states.REVOKED, None, name)
         if id(task) not in self._traces:
             self._traces[id(task)] = (task, task.__dict__.get("__trace__", _MISSING))
         # Request.execute, keeping the trace's state instead of only its value.
@@ -124,21 +120,10 @@ class Runner:
         )  # fmt: skip
         if info is None:
             request.acknowledge()
-            return _result(EagerResult, request.id, retval, states.SUCCESS, None, name)
+            return eager_result(request.id, retval, states.SUCCESS, None, name)
         request.reject(requeue=False)
         traceback = getattr(retval, "traceback", None)
-        return _result(EagerResult, request.id, info.retval, info.state, traceback, name)
-
-
-def _result(cls: Any, task_id: str, value: Any, state: str, traceback: Any, name: str) -> Any:
-    if _takes_name(cls):
-        return cls(task_id, value, state, traceback=traceback, name=name)
-    return cls(task_id, value, state, traceback=traceback)  # Celery 5.3.0: no name=
-
-
-@functools.cache
-def _takes_name(cls: type) -> bool:
-    return "name" in inspect.signature(cls).parameters
+        return eager_result(request.id, info.retval, info.state, traceback, name)
 
 
 def _accept_content(app: Any) -> Any:

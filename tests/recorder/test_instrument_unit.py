@@ -29,7 +29,7 @@ from pytest_celerybase.recorder.records import HOOK_PARAMS, HOOKS, SIGNALS
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 FAILURE = ["before_start", "on_failure", "after_return"]
-_AFTER_UID = "pytest_celerybase.signals.after_task_publish"
+_AFTER_UID = "pytest_celerybase.recorder.signals.after_task_publish"
 
 
 @contextmanager
@@ -589,7 +589,7 @@ def test_signals_are_recorded_only_while_installed() -> None:
     def ours() -> dict[str, int]:
         return {
             name: [key[0] for key, _ in getattr(signals, name).receivers].count(
-                f"pytest_celerybase.signals.{name}"
+                f"pytest_celerybase.recorder.signals.{name}"
             )
             for name in SIGNALS
         }
