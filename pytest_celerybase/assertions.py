@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_celerybase.recorder.active import current_recorder
 from pytest_celerybase.recorder.explain import mismatch_message, per_execution
 from pytest_celerybase.recorder.hook_recorder import HookRecorder
 from pytest_celerybase.recorder.records import HOOKS, HookCall
-from pytest_celerybase.recorder.targets import Target, check_hooks, settled
+from pytest_celerybase.recorder.targets import ALL, Target, check_hooks, settled
 from pytest_celerybase.sent_tasks.collection import held_now
 
 __all__ = [
@@ -32,15 +31,11 @@ def _recorded(task: Any, task_id: str | None) -> tuple[HookRecorder, Target, lis
     return recorder, target, recorder.calls_for(target.name, target.task_id)
 
 
-def hook_calls(task: Any = None, *, task_id: str | None = None) -> list[HookCall]:
+def hook_calls(task: Any = ALL, *, task_id: str | None = None) -> list[HookCall]:
     """The :class:`HookCall` records of the current test, all or those of one task.
 
     ``task`` is a task, a registered task name or a result (then only that execution).
     """
-    if task is None and task_id is None:
-        recorder = current_recorder()
-        recorder.wait_idle()
-        return list(recorder.calls)
     return _recorded(task, task_id)[2]
 
 

@@ -11,26 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_celerybase.recorder.active import current_recorder
 from pytest_celerybase.recorder.explain import mismatch_message
 from pytest_celerybase.recorder.records import LifecycleEvent
-from pytest_celerybase.recorder.targets import check_events, settled
+from pytest_celerybase.recorder.targets import ALL, check_events, settled
 from pytest_celerybase.sent_tasks.collection import held_now
 
 __all__ = ["assert_hooks_cooperative", "assert_lifecycle", "timeline"]
 
 
-def timeline(task: Any = None, *, task_id: str | None = None) -> list[LifecycleEvent]:
+def timeline(task: Any = ALL, *, task_id: str | None = None) -> list[LifecycleEvent]:
     """The hook and signal events of the current test, all or those of one task.
 
     ``task`` is a task, a registered task name or a result (then only that execution);
     ``task_id`` narrows to one execution.  On a live worker this first waits (bounded)
     until the worker has finished the task.
     """
-    if task is None and task_id is None:
-        recorder = current_recorder()
-        recorder.wait_idle()
-        return recorder.events_for()
     recorder, target = settled(task, task_id)
     return recorder.events_for(target.name, target.task_id)
 

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 # Seconds the timeline section waits for a live worker to finish its tasks.
 _REPORT_WAIT = 2.0
-_STARTED_KEY = pytest.StashKey[list[threading.Thread]]()
+# Threads started by fixtures broader than a test (a session's worker): they serve every
+# test, so what they record counts for the test running then.
+_SHARED_THREADS_KEY = pytest.StashKey[set[threading.Thread]]()
 _WAIT_TIMEOUT_KEY = pytest.StashKey[float]()
 
 
@@ -96,13 +98,17 @@ def pytest_runtest_makereport(
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    # Threads the test body starts; those still running after teardown were left running.
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    if fixturedef.scope == "function":
+        return (yield)
     before = set(threading.enumerate())
     try:
         return (yield)
     finally:
-        item.stash[_STARTED_KEY] = [t for t in threading.enumerate() if t not in before]
+        shared = request.config.stash.setdefault(_SHARED_THREADS_KEY, set())
+        shared.update(t for t in threading.enumerate() if t not in before)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -138,14 +144,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # recorder is only undone after every fixture of the test has been torn down.
     for thread in [t for t in LEFT_RUNNING if not t.is_alive()]:
         del LEFT_RUNNING[thread]
+    shared = item.config.stash.get(_SHARED_THREADS_KEY, None)
+    if shared:
+        shared.difference_update([t for t in shared if not t.is_alive()])
+    # Threads started in the test's setup, call or teardown and still running after it
+    # were left running: what they record later is not the next test's.
+    before = set(threading.enumerate())
     with recording(wait_timeout=item.config.stash[_WAIT_TIMEOUT_KEY]) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)
         finally:
             del item.stash[RECORDER_KEY]
-            for thread in item.stash.get(_STARTED_KEY, ()):
-                if thread.is_alive():
+            shared = item.config.stash.get(_SHARED_THREADS_KEY, set())
+            for thread in threading.enumerate():
+                if thread not in before and thread not in shared:
                     LEFT_RUNNING[thread] = item.nodeid
 
 

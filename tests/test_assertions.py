@@ -287,7 +287,7 @@ def test_it(eager_app, hook_recorder):
     run().assert_outcomes(passed=1)
 
 
-def test_hint_when_the_live_worker_is_still_running_the_task(
+def test_an_execution_the_live_worker_is_still_running_is_not_judged(
     pytester: pytest.Pytester, run: RunPytest
 ) -> None:
     pytester.makeini("[pytest]\ncelerybase_wait_timeout = 0.2\n")
@@ -314,7 +314,10 @@ def test_it(live_worker):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E   *Hint: the live worker was still running (or had not yet received) this "
-            "task after waiting 0.2 s (celerybase_wait_timeout): the records may be incomplete",
+            "E *AssertionError: Cannot judge task '*.slow': the live worker was still running "
+            "(or had not yet started) 1 execution(s) of it after waiting 0.2 s: *.slow[[]*]. Its "
+            "records are incomplete (on_failure, after_return... may still come). Wait for it "
+            "in the test (result.get(timeout=...)) or raise celerybase_wait_timeout in the ini "
+            "file.",
         ]
     )

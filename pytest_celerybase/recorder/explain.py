@@ -110,12 +110,6 @@ def _hints(
     held: Sequence[HeldMessage],
 ) -> list[str]:
     hints: list[str] = []
-    if target.still_running:
-        hints.append(
-            f"the live worker was still running (or had not yet received) this task after "
-            f"waiting {recorder.wait_timeout:g} s (celerybase_wait_timeout): the records "
-            "may be incomplete"
-        )
     if not records:
         hints.extend(_never_ran_hints(recorder, target, held))
         return hints

@@ -30,7 +30,7 @@ from pytest_celerybase.recorder.records import (
     hook_call,
     lifecycle_event,
 )
-from pytest_celerybase.recorder.threads import LEFT_RUNNING
+from pytest_celerybase.recorder.threads import LEFT_RUNNING, counts_for
 
 __all__ = [
     "BEFORE_READ",
@@ -83,7 +83,7 @@ class RecordWriter(Protocol):
     def add(self, event: tuple[Any, ...]) -> bool: ...
     def add_hook(self, hook: str, task_name: str, args: tuple[Any, ...], kwargs: Any) -> None: ...
     def add_signal(self, signal: str, task_name: str, task_id: str | None, named: Any) -> bool: ...
-    def stray(self, thread: threading.Thread) -> None: ...
+    def stray(self, thread: threading.Thread, task: Any) -> None: ...
     def execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None: ...
     def execution_finished(self, task_id: str) -> None: ...
     def before_publish(self, task_id: str, name: str) -> None: ...
@@ -130,6 +130,9 @@ class HookRecorder:
         #: Records dropped because they came from a thread an earlier test left running:
         #: (thread name, that test's id) -> how many.
         self.strays: dict[tuple[str, str], int] = {}
+        #: The same, per task name: (thread name, that test's id) -> how many.  An
+        #: assertion about one of these tasks refuses to judge it.
+        self.stray_tasks: dict[str, dict[tuple[str, str], int]] = {}
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self.instrumented: dict[int, tuple[Any, type, Any]] = {}
@@ -151,17 +154,21 @@ class HookRecorder:
         nobody's, only counted (:attr:`strays`).
         """
         thread = threading.current_thread()
-        if LEFT_RUNNING and thread in LEFT_RUNNING:
-            self.stray(thread)
+        if LEFT_RUNNING and not counts_for(self, thread):
+            self.stray(thread, event[1])
             return False
         self.raw.extend((*event, time.perf_counter(), thread))
         return True
 
-    def stray(self, thread: threading.Thread) -> None:
-        """Count a record dropped because ``thread`` was left running by an earlier test."""
+    def stray(self, thread: threading.Thread, task: Any) -> None:
+        """Count a record of ``task`` (its name, or the task) dropped because ``thread``
+        was left running by an earlier test."""
         key = (thread.name, LEFT_RUNNING.get(thread, "?"))
+        name = task if isinstance(task, str) else str(getattr(task, "name", None) or "")
         with self._lock:
             self.strays[key] = self.strays.get(key, 0) + 1
+            per_task = self.stray_tasks.setdefault(name, {})
+            per_task[key] = per_task.get(key, 0) + 1
 
     def add_remote(self, event: tuple[Any, ...]) -> None:
         """Record an event made in another process (a prefork worker's child), as sent:

@@ -53,6 +53,11 @@ class InFlight:
             self._drop_unconfirmed()
             return self._busy(task_name, task_id)
 
+    def name_of(self, task_id: str) -> str | None:
+        """The task name counted for ``task_id`` (``None``: never counted)."""
+        with self._cond:
+            return self._names.get(task_id)
+
     def _busy(self, task_name: str | None, task_id: str | None) -> list[str]:
         return [
             tid

@@ -18,13 +18,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase import _patching
 from pytest_celerybase.recorder import cooperative, signals
 from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.records import HOOKS
-from pytest_celerybase.recorder.threads import ACTIVE_THREADS, LEFT_RUNNING
+from pytest_celerybase.recorder.threads import (
+    ACTIVE_THREADS,
+    LEFT_RUNNING,
+    counts_for,
+    submitted_for,
+)
 
 if TYPE_CHECKING:
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
@@ -63,6 +69,8 @@ def install() -> None:
     if consumer is not None and getattr(consumer, "build_tracer", None) is original_build:
         _patch(consumer, "build_tracer", trace.build_tracer)
     signals.connect(_patch)
+    # Work a test submits to a pool whose thread an earlier test started counts for it.
+    _patch(ThreadPoolExecutor, "submit", _make_submit(ThreadPoolExecutor.submit))
 
 
 def uninstall() -> None:
@@ -108,6 +116,16 @@ def _make_build_tracer(original: _Hook) -> _Hook:
     return build_tracer
 
 
+def _make_submit(original: _Hook) -> _Hook:
+    def submit(self: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if STACK:
+            fn = submitted_for(STACK[-1], fn)
+        return original(self, fn, *args, **kwargs)
+
+    submit.__wrapped__ = original  # type: ignore[attr-defined]
+    return submit
+
+
 def _make_trace_task(original: _Hook) -> _Hook:
     # The worker's thread/solo pools run ``trace_task``, which reuses ``task.__trace__``
     # when it is already built (e.g. by a worker started before this test): instrument
@@ -126,7 +144,7 @@ def _wrap_tracer(tracer: _Hook, name: str, eager: bool, propagate: bool) -> _Hoo
     # for) and propagating eager runs (explained in failure hints).
     def traced(uuid: Any, args: Any, kwargs: Any, request: Any = None) -> Any:
         recorder = STACK[-1] if STACK else None
-        if recorder is None or (LEFT_RUNNING and _current_thread() in LEFT_RUNNING):
+        if recorder is None or (LEFT_RUNNING and not counts_for(recorder, _current_thread())):
             return tracer(uuid, args, kwargs, request)
         task_id = str(uuid)
         recorder.execution_started(task_id, name, eager, propagate)
@@ -268,8 +286,8 @@ def _hook_wrapper(hook: str, task: Any, inner: _Hook) -> _Hook:
         if STACK and not (_overriding and _guarded(key)):
             # HookRecorder.add_hook, inlined: this is the recorder's hot path.
             thread = ACTIVE_THREADS.get(_get_ident()) or _current_thread()
-            if LEFT_RUNNING and thread in LEFT_RUNNING:
-                STACK[-1].stray(thread)
+            if LEFT_RUNNING and not counts_for(STACK[-1], thread):
+                STACK[-1].stray(thread, name)
             else:
                 STACK[-1].raw.extend((hook, name, args, kwargs or None, _clock(), thread))
         return inner(*args, **kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.records import SIGNALS
-from pytest_celerybase.recorder.threads import ACTIVE_THREADS, LEFT_RUNNING
+from pytest_celerybase.recorder.threads import ACTIVE_THREADS, LEFT_RUNNING, counts_for
 
 __all__ = ["connect", "disconnect"]
 
@@ -116,8 +116,8 @@ def _tracer_sender(name: str, signal: Any, send: Callable[..., Any]) -> Callable
     def send_and_record(sender: Any = None, **named: Any) -> Any:
         if STACK:
             thread = ACTIVE_THREADS.get(_get_ident()) or _current_thread()
-            if LEFT_RUNNING and thread in LEFT_RUNNING:
-                STACK[-1].stray(thread)
+            if LEFT_RUNNING and not counts_for(STACK[-1], thread):
+                STACK[-1].stray(thread, sender)
             else:
                 STACK[-1].raw.extend((name, sender, named.get("task_id"), named.get("state"),
                                        _clock(), thread))  # fmt: skip

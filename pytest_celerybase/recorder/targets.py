@@ -18,12 +18,25 @@ from pytest_celerybase.recorder.hook_recorder import HookRecorder
 from pytest_celerybase.recorder.records import HOOKS, SIGNALS
 
 __all__ = [
+    "ALL",
     "Target",
     "check_events",
     "check_hooks",
     "resolve",
     "settled",
 ]
+
+
+class _AllTasks:
+    """The default of the queries' ``task``: every task (not ``None``, which is a mistake:
+    ``app.tasks.get("typo")`` returns it)."""
+
+    def __repr__(self) -> str:
+        return "<all tasks>"
+
+
+#: ``hook_calls()``/``timeline()`` without a task: the records of every task.
+ALL: Any = _AllTasks()
 
 
 @dataclass(slots=True)
@@ -33,8 +46,6 @@ class Target:
     name: str | None
     task_id: str | None
     description: str
-    #: Set when a live worker had not finished the task when the wait gave up.
-    still_running: bool = False
 
 
 def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None) -> Target:
@@ -76,17 +87,58 @@ def settled(task: Any, task_id: str | None) -> tuple[HookRecorder, Target]:
     """The current recorder and the resolved target, once a live worker has finished it.
 
     A live worker stores the result before ``on_success``/``after_return`` run: waiting
-    (bounded by ``celerybase_wait_timeout``) means the test needs no sleep.
+    (bounded by ``celerybase_wait_timeout``) means the test needs no sleep.  An execution
+    still running when the wait ends has incomplete records: judging them could pass
+    falsely (``on_failure`` may come next), so that is an ``AssertionError`` naming it.
     """
     __tracebackhide__ = True
     recorder = current_recorder()
-    if task is None:
-        target = Target(None, task_id, f"execution {task_id}")
+    if task is ALL:
+        described = "the test's executions" if task_id is None else f"execution {task_id}"
+        target = Target(None, task_id, described)
+        strays: dict[tuple[str, str], int] = {}
+        for per_task in recorder.stray_tasks.values():
+            for key, count in per_task.items():
+                strays[key] = strays.get(key, 0) + count
     else:
         target = resolve(task, task_id, recorder)
+        strays = recorder.stray_tasks.get(target.name or "", {})
+    if strays:
+        raise AssertionError(strays_message(target, strays))
     by_name = target.name if target.task_id is None else None
-    target.still_running = not recorder.wait_idle(by_name, target.task_id)
+    if not recorder.wait_idle(by_name, target.task_id):
+        busy = recorder.inflight.busy(by_name, target.task_id)
+        if busy:
+            raise AssertionError(still_running_message(recorder, target, busy))
     return recorder, target
+
+
+def strays_message(target: Target, strays: dict[tuple[str, str], int]) -> str:
+    """Why an assertion refuses to judge a task some of whose records were not counted."""
+    threads = "; ".join(
+        f"{count} from thread {thread!r}, which {test} started and left running"
+        for (thread, test), count in strays.items()
+    )
+    return (
+        f"Cannot judge {target.description}: some of its hook/signal records in this test "
+        f"came from threads an earlier test left running ({threads}). Such records are not "
+        "counted for this test, and they may be what the assertion is about. Join (or shut "
+        "down) the threads and pools a test starts before it ends; work submitted to a "
+        "concurrent.futures.ThreadPoolExecutor is counted for the test that submitted it."
+    )
+
+
+def still_running_message(recorder: HookRecorder, target: Target, busy: list[str]) -> str:
+    """Why an assertion refuses to judge executions a live worker has not finished."""
+    names = {tid: recorder.inflight.name_of(tid) for tid in busy}
+    shown = ", ".join(f"{names[tid] or '?'}[{tid}]" for tid in busy)
+    return (
+        f"Cannot judge {target.description}: the live worker was still running (or had "
+        f"not yet started) {len(busy)} execution(s) of it after waiting "
+        f"{recorder.wait_timeout:g} s: {shown}. Its records are incomplete (on_failure, "
+        "after_return... may still come). Wait for it in the test (result.get(timeout=...)) "
+        "or raise celerybase_wait_timeout in the ini file."
+    )
 
 
 def is_task_proxy(obj: Any) -> bool:

@@ -44,6 +44,7 @@ def check_task_sent(
 ) -> None:
     """:func:`assert_task_sent` on the messages of ``sent``."""
     __tracebackhide__ = True
+    _check_target(task, "assert_task_sent()")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise TypeError(f"assert_task_sent(): count must be an int >= 0, got {count!r}")
     query = Query.build(task, args, kwargs, options, sent, "assert_task_sent()")
@@ -60,9 +61,20 @@ def check_task_not_sent(
 ) -> None:
     """:func:`assert_task_not_sent` on the messages of ``sent``."""
     __tracebackhide__ = True
+    _check_target(task, "assert_task_not_sent()")
     query = Query.build(task, args, kwargs, options, sent, "assert_task_not_sent()")
     sent.settle()
     records = list(sent)
     matched = [i for i, r in enumerate(records) if query.matches(r)]
     if matched:
         raise AssertionError(sent_anyway_message(query, records, matched))
+
+
+def _check_target(task: Any, caller: str) -> None:
+    # filter(task=None) means "any task"; an assertion about None is a mistake
+    # (``app.tasks.get("typo")`` is None), never "any task".
+    __tracebackhide__ = True
+    if task is None:
+        raise TypeError(
+            f"{caller}: expected a Celery task or a task name (str), got NoneType: None"
+        )

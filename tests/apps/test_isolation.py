@@ -202,12 +202,14 @@ def test_a_thread_left_running_is_blamed_not_recorded(
     pytester: pytest.Pytester, run: RunPytest
 ) -> None:
     # A thread the first test starts and leaves running calls a task during the second
-    # test: its hooks must not show in the second test's records, and the second test
-    # warns, naming the first.  (A module-level task: one declared in the first test is
-    # no longer registered once that test has ended.)
+    # test: its hooks must not show in the second test's records, the second test warns,
+    # naming the first, and a query of its records refuses to answer rather than show
+    # records without them.  (A module-level task: one declared in the first test is no
+    # longer registered once that test has ended.)
     pytester.makepyfile(
         """
 import threading
+import pytest
 from celery import shared_task
 from pytest_celerybase import hook_calls, timeline
 
@@ -230,12 +232,15 @@ def test_a_leaves_a_thread(eager_app):
     ping.apply()
     assert hook_calls("t.ping")
 
-def test_b_is_not_blamed(eager_app):
+def test_b_is_not_blamed(eager_app, hook_recorder):
     go.set()
     assert called.wait(5)  # the thread called the task during this test
     stop.set()
     left["thread"].join(5)
-    assert hook_calls() == [] and timeline() == []
+    assert hook_recorder.calls == [] and hook_recorder.events_for() == []
+    for query in (hook_calls, timeline, lambda: hook_calls("t.ping")):
+        with pytest.raises(AssertionError, match="came from threads an earlier test left"):
+            query()
 """
     )
     result = run("-p", "no:randomly")

@@ -476,11 +476,16 @@ def test_hook_calls_settles_and_filters(rec: HookRecorder, tasks: Any) -> None:
     rec.watch_worker_tasks(lambda: {"u.ok"})
     rec.after_publish("w1", "u.ok")
     rec.wait_timeout = 0.05
-    assert hook_calls() == []  # waited (bounded) for the worker, then returned
+    # waited (bounded) for the worker, then refused to return records still coming
+    with pytest.raises(AssertionError, match=r"^Cannot judge the test's executions: .*u.ok\[w1\]"):
+        hook_calls()
     rec.calls.append(HookCall("before_start", "u.ok", "w1"))
-    assert [c.task_id for c in hook_calls(task_id="w1")] == ["w1"]
+    with pytest.raises(AssertionError, match=r"^Cannot judge execution w1: "):
+        hook_calls(task_id="w1")
     rec.execution_finished("w1")
+    assert [c.task_id for c in hook_calls(task_id="w1")] == ["w1"]
     assert len(hook_calls("u.ok")) == 1
+    assert len(hook_calls()) == 1
 
 
 # -- apply_and_raise -------------------------------------------------------------------------

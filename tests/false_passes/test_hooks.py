@@ -1,0 +1,279 @@
+"""False-pass catalogue, hook and lifecycle side (issue 20): each test runs a user's test
+through the plugin that passed although what it asserts did not happen (each was seen to
+pass before the fix), and shows it now fails or errors with the message a user reads.
+
+Numbers are the issue's items; the sent-task and configuration items are in the sibling
+modules of this package.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import RunPytest
+
+PLAIN_TASKS = """
+import pytest
+from celery.result import AsyncResult, EagerResult
+from pytest_celerybase import (
+    assert_hooks_called, assert_hooks_called_in_order, assert_hooks_cooperative,
+    assert_hooks_not_called, assert_lifecycle, assert_task_sent, hook_calls, timeline,
+)
+
+@pytest.fixture
+def tasks(eager_app):
+    @eager_app.task(name="proj.other")
+    def other():
+        return 1
+
+    @eager_app.task(name="proj.fail")
+    def fail():
+        raise ValueError("boom")
+
+    return other, fail
+"""
+
+
+# -- 1. None (or another non-target) as the task -------------------------------------------
+@pytest.mark.parametrize(
+    "call",
+    [
+        'assert_hooks_called(wanted, ["before_start", "on_success", "after_return"])',
+        'assert_hooks_called_in_order(wanted, ["before_start"])',
+        'assert_hooks_not_called(wanted, ["on_retry"])',
+        'assert_hooks_not_called(wanted)',
+        'assert_lifecycle(wanted, ["task_prerun"])',
+        "assert_hooks_cooperative(wanted)",
+        'assert_hooks_called(wanted, ["before_start"], task_id=r.id)',
+        "hook_calls(wanted)",
+        "timeline(wanted)",
+    ],
+)
+def test_01_none_as_the_task_is_a_type_error(
+    pytester: pytest.Pytester, run: RunPytest, call: str
+) -> None:
+    pytester.makepyfile(
+        PLAIN_TASKS
+        + f"""
+def test_it(eager_app, tasks):
+    other, _ = tasks
+    r = other.delay()
+    wanted = eager_app.tasks.get("proj.charge")  # not registered: None
+    {call}
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*TypeError: expected a Celery task, a registered task name (str) or a task result*"
+         "got NoneType: None*"]
+    )
+
+
+def test_01_none_as_the_task_of_assert_task_sent(pytester: pytest.Pytester, run: RunPytest) -> None:
+    pytester.makepyfile(
+        PLAIN_TASKS
+        + """
+def test_it(eager_app, tasks, sent_tasks):
+    other, _ = tasks
+    other.delay()
+    assert_task_sent(eager_app.tasks.get("proj.charge"), count=1)
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*TypeError: assert_task_sent(): expected a Celery task or a task name (str), got "
+         "NoneType: None*"]
+    )
+
+
+# -- 2. the wait ran out and the assertion judged partial records ---------------------------
+@pytest.mark.parametrize(
+    "call",
+    [
+        'assert_hooks_not_called(slow, ["on_failure"])',
+        'assert_hooks_called(slow, ["before_start"])',
+        'assert_lifecycle(slow, ["before_task_publish", "after_task_publish", "task_received", '
+        '"task_prerun", "before_start"])',
+        "assert not [c for c in hook_calls(slow) if c.hook == 'on_failure']",
+    ],
+)
+def test_02_an_execution_still_running_when_the_wait_ends_is_not_judged(
+    pytester: pytest.Pytester, run: RunPytest, call: str
+) -> None:
+    pytester.makeini("[pytest]\ncelerybase_wait_timeout = 0.05\n")
+    pytester.makepyfile(
+        f"""
+import threading
+from pytest_celerybase import (
+    assert_hooks_called, assert_hooks_not_called, assert_lifecycle, hook_calls,
+)
+
+RELEASE = threading.Event()
+
+def test_it(live_worker):
+    @live_worker.app.task(name="proj.slow")
+    def slow():
+        RELEASE.wait(5)  # then fails: on_failure comes after the wait gave up
+        raise ValueError("late")
+    result = slow.delay()
+    try:
+        {call}
+    finally:
+        RELEASE.set()
+        result.get(timeout=5, propagate=False)
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *AssertionError: Cannot judge task 'proj.slow': the live worker was still running"
+            " (or had not yet started) 1 execution(s) of it after waiting 0.05 s: proj.slow[[]*]. "
+            "Its records are incomplete*raise celerybase_wait_timeout in the ini file.",
+        ]
+    )
+
+
+# -- 3. a thread started by a fixture feeds the next test -----------------------------------
+STOP_THREADS_AT_EXIT = """
+import sys
+
+def pytest_unconfigure(config):
+    for module in list(sys.modules.values()):
+        stop = getattr(module, "stop_background_work", None)
+        if stop is not None and getattr(module, "__file__", "").startswith(str(config.rootpath)):
+            stop()
+"""
+
+
+def test_03_a_thread_a_fixture_left_running_does_not_feed_the_next_test(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makeconftest(STOP_THREADS_AT_EXIT)
+    pytester.makepyfile(
+        """
+import threading
+import pytest
+from celery import current_app, shared_task
+from pytest_celerybase import assert_hooks_called
+
+GO, DONE, QUIT = threading.Event(), threading.Event(), threading.Event()
+
+@shared_task(name="proj.fail")
+def fail():
+    raise ValueError("boom")
+
+def stop_background_work():
+    QUIT.set()
+    GO.set()
+
+@pytest.fixture
+def background(eager_app):
+    def later():  # runs the task when told, long after the test that started it
+        GO.wait(10)
+        if not QUIT.is_set():
+            current_app.tasks["proj.fail"].apply()
+        DONE.set()
+    threading.Thread(target=later, name="late-worker", daemon=True).start()
+    yield  # forgets to stop it
+
+def test_1_starts_a_background_thread(eager_app, background):
+    pass
+
+def test_2_asserts_on_what_it_did_not_run(eager_app):
+    GO.set()
+    assert DONE.wait(10)
+    assert_hooks_called("proj.fail", ["before_start", "on_failure", "after_return"])
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *AssertionError: Cannot judge task 'proj.fail': some of its hook/signal records"
+            " in this test came from threads an earlier test left running (* from thread "
+            "'late-worker', which *test_1_starts_a_background_thread started and left "
+            "running). Such records are not counted for this test*",
+        ]
+    )
+
+
+# -- 4. a pool thread first created in an earlier test ---------------------------------------
+def test_04_work_a_test_submits_to_a_pool_made_earlier_counts_for_it(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makeconftest(STOP_THREADS_AT_EXIT)
+    pytester.makepyfile(
+        PLAIN_TASKS
+        + """
+from concurrent.futures import ThreadPoolExecutor
+
+POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="module-pool")
+
+def stop_background_work():
+    POOL.shutdown()
+
+def test_1_creates_the_pool_thread(eager_app, tasks):
+    other, _ = tasks
+    POOL.submit(other.apply).result()
+
+def test_2_submits_a_failing_task(eager_app, tasks):
+    _, fail = tasks
+    POOL.submit(fail.apply).result()
+    assert_hooks_not_called(fail, ["on_failure"])
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *AssertionError: Expected task 'proj.fail' not to call any of [[]'on_failure'], "
+            "but 1 call(s) were recorded:",
+        ]
+    )
+
+
+def test_04_records_of_a_foreign_thread_never_make_an_assertion_pass(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # Work handed to a thread an earlier test left running, not through an executor: the
+    # records cannot be told apart from that test's late work, so they are not counted, and
+    # an assertion about the task refuses to judge instead of passing.
+    pytester.makeconftest(STOP_THREADS_AT_EXIT)
+    pytester.makepyfile(
+        PLAIN_TASKS
+        + """
+import queue
+import threading
+
+JOBS = queue.Queue()
+
+def stop_background_work():
+    JOBS.put(None)
+
+def serve():
+    while (job := JOBS.get()) is not None:
+        job()
+
+def test_1_starts_a_worker_thread(eager_app, tasks):
+    threading.Thread(target=serve, name="queue-worker", daemon=True).start()
+
+def test_2_hands_it_a_failing_task(eager_app, tasks):
+    _, fail = tasks
+    done = threading.Event()
+    JOBS.put(lambda: (fail.apply(), done.set()))
+    assert done.wait(10)
+    assert_hooks_not_called(fail, ["on_failure"])
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *AssertionError: Cannot judge task 'proj.fail': some of its hook/signal records"
+            " in this test came from threads an earlier test left running (* from thread "
+            "'queue-worker', which *test_1_starts_a_worker_thread started and left running)*",
+        ]
+    )
