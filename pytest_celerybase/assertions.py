@@ -81,6 +81,12 @@ def assert_hooks_not_called(
     """Assert none of ``hooks`` (default: no hook at all) was recorded for ``task``."""
     __tracebackhide__ = True
     forbidden = list(HOOKS) if hooks is None else check_hooks(hooks, ordered=False)
+    if not forbidden:
+        # "none of no hooks" holds whatever ran: a vacuous assertion is a mistake
+        raise ValueError(
+            "assert_hooks_not_called(): hooks must name at least one hook, got an empty "
+            "list; omit hooks to assert that no hook ran at all"
+        )
     _, target, calls = _recorded(task, task_id)
     fired = [c for c in calls if c.hook in forbidden]
     if fired:

@@ -172,6 +172,13 @@ def _never_ran_hints(
             "held by sent_tasks, which runs nothing by itself: call sent_tasks.run() to "
             "run the held messages the way a worker would"
         ]
+    later = [p for p in sent if p.eta is not None]
+    if later and len(later) == len(sent):
+        return [
+            f"the task was sent {len(sent)} time(s) during this test, scheduled for later "
+            f"(countdown/eta: {', '.join(str(p.eta) for p in later)}): a worker keeps such a "
+            "message until then, and assertions do not wait for it"
+        ]
     if sent:
         return [
             f"the task was sent to a broker {len(sent)} time(s) during this test but never "

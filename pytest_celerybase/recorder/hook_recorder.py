@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT, InFlight
@@ -38,6 +39,7 @@ __all__ = [
     "HookRecorder",
     "Publication",
     "RecordWriter",
+    "scheduled_for_later",
 ]
 
 _LIFECYCLE = frozenset(HOOKS) | frozenset(SIGNALS)
@@ -66,6 +68,26 @@ class Publication:
 
     task_id: str
     task_name: str
+    #: When a worker runs it, if that was ahead when it was sent (countdown/eta).
+    eta: datetime | None = None
+
+
+def scheduled_for_later(eta: Any) -> datetime | None:
+    """The message's ETA (an ISO string or datetime) if it is ahead of now, else ``None``.
+
+    A worker keeps such a message on its timer: assertions do not wait for it.  A naive
+    ETA is taken as UTC (what Celery sends since 4.0 is aware).
+    """
+    if isinstance(eta, str):
+        try:
+            eta = datetime.fromisoformat(eta)
+        except ValueError:
+            return None
+    if not isinstance(eta, datetime):
+        return None
+    if eta.tzinfo is None:
+        eta = eta.replace(tzinfo=timezone.utc)
+    return eta if eta > datetime.now(timezone.utc) else None
 
 
 class RecordWriter(Protocol):
@@ -86,8 +108,9 @@ class RecordWriter(Protocol):
     def stray(self, thread: threading.Thread, task: Any) -> None: ...
     def execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None: ...
     def execution_finished(self, task_id: str) -> None: ...
-    def before_publish(self, task_id: str, name: str) -> None: ...
+    def before_publish(self, task_id: str, name: str, eta: Any = None) -> None: ...
     def after_publish(self, task_id: str, name: str) -> None: ...
+    def discarded(self, task_id: str) -> None: ...
 
 
 class HookRecorder:
@@ -136,6 +159,8 @@ class HookRecorder:
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self.instrumented: dict[int, tuple[Any, type, Any]] = {}
+        # task id -> ETA of the message being sent, when it is due later
+        self._scheduled: dict[str, datetime] = {}
 
     # -- recording (called by the instrumentation, from any thread) ------------------------
     def add_hook(self, hook: str, task_name: str, args: tuple[Any, ...], kwargs: Any) -> None:
@@ -196,12 +221,35 @@ class HookRecorder:
     def execution_finished(self, task_id: str) -> None:
         self.inflight.finished(task_id)
 
-    def before_publish(self, task_id: str, name: str) -> None:
-        self.inflight.publishing(task_id, name)
+    def before_publish(self, task_id: str, name: str, eta: Any = None) -> None:
+        """A message is being sent; one due later is not counted as in flight."""
+        if not self.schedule(task_id, eta):
+            self.inflight.publishing(task_id, name)
 
     def after_publish(self, task_id: str, name: str) -> None:
-        self.published.append(Publication(task_id, name))
-        self.inflight.published(task_id, name)
+        """The message went out (a worker may have run it already)."""
+        eta = self.unschedule(task_id)
+        self.published.append(Publication(task_id, name, eta))
+        if eta is None:
+            self.inflight.published(task_id, name)
+
+    def schedule(self, task_id: str, eta: Any) -> bool:
+        """Note the ETA of a message being sent; whether it is due later (not now)."""
+        due = scheduled_for_later(eta)
+        if due is None:
+            self._scheduled.pop(task_id, None)
+            return False
+        self._scheduled[task_id] = due
+        return True
+
+    def unschedule(self, task_id: str) -> datetime | None:
+        """The ETA :meth:`schedule` noted for ``task_id`` (forgotten now), if any."""
+        return self._scheduled.pop(task_id, None)
+
+    def discarded(self, task_id: str) -> None:
+        """A worker dropped a message without running it (revoked, expired, rejected,
+        unregistered): nothing more will come of it."""
+        self.inflight.finished(task_id)
 
     # -- queries ---------------------------------------------------------------------
     @property
@@ -298,6 +346,18 @@ class HookRecorder:
 
     def __repr__(self) -> str:
         return f"<HookRecorder calls={len(self)} tasks={len(self.task_names())}>"
+
+    def task_ids(self) -> set[str]:
+        """Every task id sent, run or scheduled during the recording."""
+        ids = {p.task_id for p in list(self.published)}
+        ids.update(self.executions)
+        ids.update(c.task_id for c in list(self.calls) if c.task_id is not None)
+        ids.update(
+            e[2]
+            for e in list(self._resolved_list())
+            if e[0] not in HOOK_PARAMS and isinstance(e[2], str)  # a signal's task id
+        )
+        return ids
 
     def task_names(self) -> list[str]:
         """Names of the tasks with hook calls or executions recorded, first seen first."""

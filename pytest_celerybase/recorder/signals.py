@@ -48,6 +48,17 @@ def _message_ids(named: dict[str, Any]) -> tuple[Any, Any]:
     return task_name, task_id
 
 
+def _message_eta(named: dict[str, Any]) -> Any:
+    headers, body = named.get("headers"), named.get("body")
+    if isinstance(headers, dict) and "id" in headers:
+        return headers.get("eta")
+    return body.get("eta") if isinstance(body, dict) else None  # task protocol 1
+
+
+# Signals saying a worker dropped a message without running it.
+_DISCARDED = frozenset({"task_revoked", "task_rejected", "task_unknown"})
+
+
 def _request_ids(named: dict[str, Any]) -> tuple[Any, Any]:
     request = named.get("request")
     return getattr(request, "name", None) or getattr(request, "task", None), getattr(
@@ -89,9 +100,11 @@ def _record(name: str, sender: Any, named: dict[str, Any]) -> None:
     task_name = "" if task_name is None else str(task_name)
     if recorder.add_signal(name, task_name, task_id, named) and task_id is not None:
         if name == "before_task_publish":
-            recorder.before_publish(task_id, task_name)
+            recorder.before_publish(task_id, task_name, _message_eta(named))
         elif name == "after_task_publish":
             recorder.after_publish(task_id, task_name)
+        elif name in _DISCARDED:
+            recorder.discarded(task_id)
 
 
 def _receiver(name: str) -> Callable[..., None]:

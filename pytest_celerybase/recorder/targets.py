@@ -63,10 +63,17 @@ def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None
         check_known_name(task, recorder)
         return Target(task, task_id, f"task {task!r}")
     if isinstance(task, AsyncResult):  # EagerResult is one too
-        name = getattr(task, "name", None) or recorded_name_of(task.id, recorder)
         if task_id is not None and task_id != task.id:
             raise ValueError(
                 f"task_id={task_id!r} contradicts the result given, whose id is {task.id!r}"
+            )
+        recorded = recorded_name_of(task.id, recorder)
+        name = getattr(task, "name", None) or recorded
+        if name and recorded and name != recorded:
+            raise ValueError(
+                f"the result given names task {name!r}, but its id {task.id!r} is an "
+                f"execution of task {recorded!r} in this test: an assertion would look for "
+                "records that cannot exist"
             )
         label = f"task {name!r}" if name else "task"
         return Target(name, task.id, f"{label} (execution {task.id})")
@@ -106,7 +113,10 @@ def settled(task: Any, task_id: str | None) -> tuple[HookRecorder, Target]:
     if strays:
         raise AssertionError(strays_message(target, strays))
     by_name = target.name if target.task_id is None else None
-    if not recorder.wait_idle(by_name, target.task_id):
+    waited = recorder.wait_idle(by_name, target.task_id)
+    if target.task_id is not None:
+        check_known_id(target.task_id, recorder)
+    if not waited:
         busy = recorder.inflight.busy(by_name, target.task_id)
         if busy:
             raise AssertionError(still_running_message(recorder, target, busy))
@@ -164,6 +174,22 @@ def recorded_name_of(task_id: str, recorder: HookRecorder) -> str | None:
         if pub.task_id == task_id:
             return pub.task_name
     return None
+
+
+def check_known_id(task_id: str, recorder: HookRecorder) -> None:
+    """Reject a task id never sent, run or scheduled in this test: a typo, or a result of
+    another test (records for it cannot exist, so any negative assertion would pass)."""
+    __tracebackhide__ = True
+    known = recorder.task_ids()
+    if task_id in known:
+        return
+    close = difflib.get_close_matches(task_id, sorted(known), n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    seen = f"{len(known)} task id(s) were" if known else "no task id was"
+    raise ValueError(
+        f"task id {task_id!r} was never sent, run or scheduled in this test ({seen} "
+        f"recorded){hint}"
+    )
 
 
 def check_known_name(name: str, recorder: HookRecorder) -> None:

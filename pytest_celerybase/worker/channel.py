@@ -164,10 +164,10 @@ class ForwardingRecorder(HookRecorder):
         # The parent ends the delivery itself, when the pool reports it (see _prefork).
         self._drop_unconfirmed()
 
-    def before_publish(self, task_id: str, name: str) -> None:
+    def before_publish(self, task_id: str, name: str, eta: Any = None) -> None:
         self._drop_unconfirmed()
         self._unconfirmed.setdefault(threading.get_ident(), []).append(task_id)
-        send("before_publish", (task_id, name))
+        send("before_publish", (task_id, name, eta))
 
     def after_publish(self, task_id: str, name: str) -> None:
         pending = self._unconfirmed.get(threading.get_ident())
@@ -190,14 +190,17 @@ def _ingest_execution(rec: HookRecorder, payload: tuple[str, str, bool, bool]) -
     rec.note_execution(*payload)
 
 
-def _ingest_before_publish(rec: HookRecorder, payload: tuple[str, str]) -> None:
+def _ingest_before_publish(rec: HookRecorder, payload: tuple[str, str, Any]) -> None:
     # Each child's stream has its own "thread": the reader thread would otherwise take
     # one child's unconfirmed publication for another's failed one.
-    rec.inflight.publishing(*payload, confirm=False)
+    task_id, name, eta = payload
+    if not rec.schedule(task_id, eta):
+        rec.inflight.publishing(task_id, name, confirm=False)
 
 
 def _ingest_after_publish(rec: HookRecorder, payload: tuple[str, str]) -> None:
-    rec.published.append(Publication(*payload))
+    task_id, name = payload
+    rec.published.append(Publication(task_id, name, rec.unschedule(task_id)))
 
 
 def _ingest_publish_failed(rec: HookRecorder, task_id: str) -> None:

@@ -277,3 +277,113 @@ def test_2_hands_it_a_failing_task(eager_app, tasks):
             "'queue-worker', which *test_1_starts_a_worker_thread started and left running)*",
         ]
     )
+
+
+# -- 6. vacuous assertions -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (
+            "assert_hooks_not_called(fail, [])",
+            "ValueError: assert_hooks_not_called(): hooks must name at least one hook, got an "
+            "empty list; omit hooks to assert that no hook ran at all",
+        ),
+        (
+            "assert_hooks_not_called(fail, (h for h in []))",
+            "ValueError: assert_hooks_not_called(): hooks must name at least one hook*",
+        ),
+        (
+            'assert_hooks_not_called(fail, ["on_failure"], task_id="no-such-id")',
+            "ValueError: task id 'no-such-id' was never sent, run or scheduled in this test "
+            "(1 task id(s) were recorded)",
+        ),
+        (
+            'assert_hooks_not_called(AsyncResult("no-such-id"), ["on_failure"])',
+            "ValueError: task id 'no-such-id' was never sent, run or scheduled in this test*",
+        ),
+        (
+            'assert_hooks_called(fail, [], task_id="typo")',
+            "ValueError: task id 'typo' was never sent, run or scheduled in this test*",
+        ),
+        (
+            'assert_lifecycle(fail, [], task_id="typo")',
+            "ValueError: task id 'typo' was never sent, run or scheduled in this test*",
+        ),
+        (
+            'assert_hooks_not_called(EagerResult(r.id, None, "FAILURE", name="proj.other"), '
+            '["on_failure"])',
+            "ValueError: the result given names task 'proj.other', but its id '*' is an "
+            "execution of task 'proj.fail' in this test*",
+        ),
+        (
+            'hook_calls(task_id=r.id[:-1] + "x")',
+            "ValueError: task id '*' was never sent, run or scheduled in this test*did you mean*",
+        ),
+    ],
+)
+def test_06_vacuous_assertions_are_errors(
+    pytester: pytest.Pytester, run: RunPytest, call: str, error: str
+) -> None:
+    pytester.makepyfile(
+        PLAIN_TASKS
+        + f"""
+def test_it(eager_app, tasks):
+    _, fail = tasks
+    r = fail.delay()  # it raised: on_failure was called
+    {call}
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"E *{error}"])
+
+
+# -- 7. waiting out the timeout for what a worker will not run now ---------------------------
+def test_07_messages_a_worker_will_not_run_now_are_not_waited_for(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # Before: each assertion below waited out celerybase_wait_timeout (30 s here), then
+    # judged the task as never run.  Now the bookkeeping knows at once.
+    pytester.makeini("[pytest]\ncelerybase_wait_timeout = 30\n")
+    pytester.makepyfile(
+        """
+from datetime import datetime, timedelta, timezone
+import pytest
+from celery.worker import state
+from pytest_celerybase import assert_hooks_called, assert_hooks_not_called
+
+@pytest.fixture
+def later(live_worker):
+    @live_worker.app.task(name="proj.later")
+    def later():
+        return 1
+    return later
+
+def test_countdown_is_not_waited_for(later, hook_recorder):
+    later.apply_async(countdown=60)
+    assert hook_recorder.inflight.busy() == []
+    assert_hooks_not_called(later)
+    assert_hooks_called(later, ["before_start", "on_success", "after_return"])
+
+def test_expired_is_not_waited_for(later, hook_recorder):
+    later.apply_async(expires=datetime.now(timezone.utc) - timedelta(minutes=1))
+    assert_hooks_not_called(later)
+    assert hook_recorder.inflight.busy() == []
+
+def test_revoked_is_not_waited_for(later, hook_recorder):
+    state.revoked.add("revoked-id")  # as app.control.revoke does on a worker
+    later.apply_async(task_id="revoked-id")
+    assert_hooks_not_called(later)
+    assert hook_recorder.inflight.busy() == []
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_countdown_is_not_waited_for*",
+            "E *Hint: the task was sent 1 time(s) during this test, scheduled for later "
+            "(countdown/eta: *): a worker keeps such a message until then, and assertions do "
+            "not wait for it",
+        ]
+    )
