@@ -141,7 +141,7 @@ def live_worker(
     test, and no thread of it is left behind.
     """
     from pytest_celerybase.apps.isolated import isolated_app
-    from pytest_celerybase.worker.live import LiveWorker
+    from pytest_celerybase.worker.live import LiveWorker, worker_death
     from pytest_celerybase.worker.options import live_defaults
 
     settings, options, app = live_worker_setup(request, celerybase_config)
@@ -158,6 +158,9 @@ def live_worker(
                 yield worker
         finally:
             hook_recorder.watch_worker_tasks(None)
+    death = worker_death(worker, hook_recorder.escapes)
+    if death:
+        pytest.fail(f"live_worker: {death}", pytrace=False)
 
 
 _UNREQUESTED_DOCS = "https://pytest-celerybase.readthedocs.io/en/latest/how-to/http.html#unrequested"

@@ -86,15 +86,22 @@ def pytest_runtest_makereport(
         report.when == "call" and item.config.getoption("celerybase_timeline")
     )
     if recorder is not None and wanted:
-        from pytest_celerybase.recorder.report import format_timeline
-
-        # A live worker stores a result before the hooks after it ran: let it finish
-        # what it is running (briefly: a stuck task must not hold the report up).
-        recorder.wait_idle(timeout=min(recorder.wait_timeout, _REPORT_WAIT))
-        text = format_timeline(recorder)
+        try:
+            text = _timeline_section(recorder)
+        except Exception as exc:  # a report hook must never end the session
+            text = f"(the timeline could not be shown: {exc!r})"
         if text:
             report.sections.append(("celerybase timeline", text))
     return report
+
+
+def _timeline_section(recorder: HookRecorder) -> str:
+    from pytest_celerybase.recorder.report import format_timeline
+
+    # A live worker stores a result before the hooks after it ran: let it finish what it
+    # is running (briefly: a stuck task must not hold the report up).
+    recorder.wait_idle(timeout=min(recorder.wait_timeout, _REPORT_WAIT))
+    return format_timeline(recorder)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -108,6 +108,7 @@ class RecordWriter(Protocol):
     def stray(self, thread: threading.Thread, task: Any) -> None: ...
     def execution_started(self, task_id: str, name: str, eager: bool, propagate: bool) -> None: ...
     def execution_finished(self, task_id: str) -> None: ...
+    def execution_escaped(self, task_id: str, name: str, exc: BaseException) -> None: ...
     def before_publish(self, task_id: str, name: str, eta: Any = None) -> None: ...
     def after_publish(self, task_id: str, name: str) -> None: ...
     def discarded(self, task_id: str) -> None: ...
@@ -159,6 +160,9 @@ class HookRecorder:
         # id(task) -> (task, original class, saved __trace__) of the tasks instrumented
         # while this recorder was the innermost one; undone when it is deactivated.
         self.instrumented: dict[int, tuple[Any, type, Any]] = {}
+        #: Worker executions that raised a ``BaseException`` that is not an ``Exception``
+        #: (``SystemExit``...) out of Celery: (task name, task id, exception).
+        self.escapes: list[tuple[str, str, BaseException]] = []
         # task id -> ETA of the message being sent, when it is due later
         self._scheduled: dict[str, datetime] = {}
 
@@ -220,6 +224,11 @@ class HookRecorder:
 
     def execution_finished(self, task_id: str) -> None:
         self.inflight.finished(task_id)
+
+    def execution_escaped(self, task_id: str, name: str, exc: BaseException) -> None:
+        """A worker execution raised an exception that is not an ``Exception``."""
+        with self._lock:
+            self.escapes.append((name, task_id, exc))
 
     def before_publish(self, task_id: str, name: str, eta: Any = None) -> None:
         """A message is being sent; one due later is not counted as in flight."""

@@ -150,6 +150,14 @@ def _wrap_tracer(tracer: _Hook, name: str, eager: bool, propagate: bool) -> _Hoo
         recorder.execution_started(task_id, name, eager, propagate)
         try:
             return tracer(uuid, args, kwargs, request)
+        except Exception:
+            raise
+        except BaseException as exc:
+            # Celery's tracer lets it through: a solo worker dies of it, a threads pool
+            # loses the task, and result.get() never returns.  The live worker reports it.
+            if not eager:
+                recorder.execution_escaped(task_id, name, exc)
+            raise
         finally:
             if not eager:
                 recorder.execution_finished(task_id)

@@ -200,8 +200,8 @@ def portable(message: CapturedMessage) -> CapturedMessage:
     from types import SimpleNamespace
 
     def plain(value: Any) -> Any:
-        try:
-            pickle.dumps(value)
+        try:  # the whole trip: some values pickle but cannot be rebuilt
+            pickle.loads(pickle.dumps(value))
         except Exception:
             return repr(value)
         return value

@@ -83,8 +83,10 @@ def send(kind: str, payload: Any) -> bool:
 
 
 def _picklable(value: Any) -> bool:
+    """Whether ``value`` survives the trip: some values pickle but cannot be rebuilt (an
+    exception whose ``__init__`` takes other arguments than its ``args``)."""
     try:
-        pickle.dumps(value, protocol=_PROTOCOL)
+        pickle.loads(pickle.dumps(value, protocol=_PROTOCOL))
     except Exception:
         return False
     return True
@@ -161,8 +163,12 @@ class ForwardingRecorder(HookRecorder):
         send("execution", (task_id, name, eager, propagate))
 
     def execution_finished(self, task_id: str) -> None:
-        # The parent ends the delivery itself, when the pool reports it (see _prefork).
+        # The parent ends the delivery itself, when the pool reports it (see .prefork).
         self._drop_unconfirmed()
+
+    def execution_escaped(self, task_id: str, name: str, exc: BaseException) -> None:
+        # The child dies of it: the parent reports WorkerLostError, as in production.
+        pass
 
     def before_publish(self, task_id: str, name: str, eta: Any = None) -> None:
         self._drop_unconfirmed()
@@ -342,16 +348,19 @@ class ChildChannel:
             except Exception as exc:  # kept for the worker to report; never kill the reader
                 self.errors.append(exc)
 
-    @staticmethod
-    def _frames(buf: bytearray) -> list[Frame]:
+    def _frames(self, buf: bytearray) -> list[Frame]:
         frames = []
         while len(buf) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(buf)
             end = _HEADER.size + size
             if len(buf) < end:
                 break
-            frames.append(pickle.loads(bytes(buf[_HEADER.size:end])))
+            data = bytes(buf[_HEADER.size:end])
             del buf[:end]
+            try:
+                frames.append(pickle.loads(data))
+            except Exception as exc:  # one frame lost, never the reader (or the session)
+                self.errors.append(exc)
         return frames
 
 

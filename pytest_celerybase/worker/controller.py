@@ -53,6 +53,8 @@ class LoopControl:
     hub_waker: HubWaker | None = None
     #: Why the worker failed before it was ready.
     crash: BaseException | None = None
+    #: Why the worker ended after it was ready without being asked to stop.
+    died: BaseException | None = None
     #: Names of tasks the worker received but could not find on its app.
     unregistered: list[str] = field(default_factory=list)
 
@@ -129,6 +131,8 @@ def make_controller(
                 # arrives as WorkerShutdown(1) raised from the connection error.
                 if not loop.ready.is_set():
                     loop.crash = exc.__cause__ if isinstance(exc, SystemExit) else exc
+                elif not loop.stopping.is_set():
+                    loop.died = exc
                 raise
 
     class _Consumer(Consumer):  # type: ignore[misc]

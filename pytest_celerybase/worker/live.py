@@ -48,7 +48,7 @@ from pytest_celerybase.worker.prefork import PreforkRuntime
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["LiveWorker"]
+__all__ = ["LiveWorker", "worker_death"]
 
 _MISSING: Any = object()
 
@@ -127,6 +127,11 @@ class LiveWorker:
     def unregistered(self) -> list[str]:
         """Names of tasks the worker received but could not find on :attr:`app`."""
         return self._loop.unregistered
+
+    @property
+    def died(self) -> BaseException | None:
+        """Why the worker ended after it was ready without being asked to (else ``None``)."""
+        return self._loop.died
 
     @property
     def running(self) -> bool:
@@ -268,6 +273,10 @@ class LiveWorker:
         )
 
     # -- prefork ------------------------------------------------------------------------
+    def channel_errors(self) -> list[BaseException]:
+        """What went wrong taking in the prefork children's records (empty: nothing)."""
+        return [] if self._prefork is None else list(self._prefork.channel.errors)
+
     def child_pids(self) -> list[int]:
         """The pids of the prefork pool's child processes now (empty for other pools)."""
         return [] if self._prefork is None else self._prefork.child_pids()
@@ -326,3 +335,31 @@ class LiveWorker:
                         channel.queue_delete(name)
         except Exception:  # cleanup must not mask the test's own outcome
             pass
+
+
+def worker_death(worker: LiveWorker, escapes: list[tuple[str, str, BaseException]]) -> str:
+    """Why ``worker`` died or lost a task during the test, as the test's error ("": it
+    did not).  ``escapes`` are the recorder's worker executions that raised a
+    ``BaseException`` that is not an ``Exception``."""
+    if worker.pool == "prefork":
+        # A child dies of it instead (WorkerLostError, as in production); what can go
+        # wrong here is a record of a child that the test process could not take in.
+        lost = worker.channel_errors()
+        if not lost:
+            return ""
+        return (
+            f"{len(lost)} record(s) sent by the prefork children were lost, so hook "
+            f"assertions may have judged incomplete records: {'; '.join(map(repr, lost))}"
+        )
+    causes = [f"task {name}[{task_id}] raised {exc!r}" for name, task_id, exc in escapes]
+    if worker.died is not None and not escapes:
+        causes.append(f"{worker.died!r}")
+    if not causes:
+        return ""
+    what = "its thread ended" if worker.died is not None else "the task's result never comes"
+    return (
+        f"the worker died: {'; '.join(causes)} ({what}). Celery's {worker.pool} pool does not "
+        "survive a BaseException that is not an Exception (SystemExit, KeyboardInterrupt..."
+        "): Celery logs 'Unrecoverable error' and result.get() times out; a worker process "
+        "would die the same way in production. Catch it in the task, or raise an Exception."
+    )

@@ -387,3 +387,87 @@ def test_revoked_is_not_waited_for(later, hook_recorder):
             "not wait for it",
         ]
     )
+
+
+# -- 8. a dead worker is not reported --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("pool", "raised", "shown"),
+    [
+        ("solo", "SystemExit(3)", "SystemExit(3)"),
+        ("threads", "KeyboardInterrupt()", "KeyboardInterrupt()"),
+        ("solo", "Halt('stop')", "Halt('stop')"),
+    ],
+)
+def test_08_a_task_that_kills_the_worker_makes_its_test_error(
+    pytester: pytest.Pytester, run: RunPytest, pool: str, raised: str, shown: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+import pytest
+from pytest_celerybase import assert_hooks_not_called
+
+class Halt(BaseException):
+    pass
+
+@pytest.mark.celerybase(worker_pool={pool!r})
+def test_it(live_worker):
+    @live_worker.app.task(name="proj.die")
+    def die():
+        raise {raised}
+    die.delay()
+    assert_hooks_not_called(die, ["on_failure"])  # true: the worker died before it
+"""
+    )
+    result = run("-W", "ignore::pytest.PytestUnhandledThreadExceptionWarning")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_it*",
+            f"*live_worker: the worker died: task proj.die[[]*] raised {shown} (*). Celery's "
+            f"{pool} pool does not survive a BaseException that is not an Exception*",
+        ]
+    )
+
+
+# -- 9. an exception the test process cannot unpickle ---------------------------------------
+def test_09_an_exception_that_cannot_be_unpickled_crashes_nothing(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # Before: the child-events thread died unpickling the child's on_failure record
+    # (after_return was lost) and the failed test's report ended the session with an
+    # INTERNALERROR.
+    pytester.makepyfile(
+        """
+import pytest
+from celery import shared_task
+from pytest_celerybase import assert_hooks_called, hook_calls
+
+class TwoArgError(Exception):
+    def __init__(self, code, detail):  # pickles, but cannot be rebuilt from its args
+        super().__init__(f"{code}: {detail}")
+
+@shared_task(name="proj.picky")  # declared before the worker forks its child
+def picky():
+    raise TwoArgError(7, "no")
+
+def test_names_the_hooks_and_fails_on_purpose(live_worker):
+    picky.delay().get(timeout=10, propagate=False)
+    assert_hooks_called(picky, ["before_start", "on_failure", "after_return"])
+    exc = [c for c in hook_calls(picky) if c.hook == "on_failure"][0].exc
+    assert "TwoArgError" in repr(exc) and "7: no" in str(exc)
+    assert False, "the test fails: its report must not crash"
+
+test_names_the_hooks_and_fails_on_purpose = pytest.mark.celerybase(
+    worker_pool="prefork", worker_concurrency=1
+)(test_names_the_hooks_and_fails_on_purpose)
+
+def test_the_session_goes_on():
+    pass
+"""
+    )
+    result = run("-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["E *AssertionError: the test fails: its report must not crash", "*celerybase timeline*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
