@@ -36,7 +36,7 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from celerybase_discovery import (
     EnvVarDoc,
@@ -187,29 +187,51 @@ def inline_nodes(text: str) -> list[nodes.Node]:
     return out
 
 
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
-) -> nodes.table:
+class Cell(NamedTuple):
+    """A body cell: its paragraphs, how many columns it spans and its label (the header
+    text a narrow screen shows above it, where the table's rows are stacked)."""
+
+    paragraphs: tuple[str, ...]
+    span: int = 1
+    label: str = ""
+
+
+class Row(NamedTuple):
+    cells: tuple[Cell, ...]
+    note: str = ""  # shown under the row, across the whole table
+
+
+def _table(header: Sequence[str], rows: Sequence[Row]) -> nodes.table:
     table = nodes.table(classes=["celerybase-parity"])
     group = nodes.tgroup(cols=len(header))
     table += group
-    for width in widths:
-        group += nodes.colspec(colwidth=width)
+    for _ in header:
+        group += nodes.colspec(colwidth=1)
 
-    def row(cells: Sequence[str]) -> nodes.row:
-        r = nodes.row()
-        for cell in cells:
-            entry = nodes.entry()
-            entry += nodes.paragraph("", "", *inline_nodes(cell))
-            r += entry
-        return r
+    def entry(paragraphs: Sequence[str], span: int = 1) -> nodes.entry:
+        cell = nodes.entry(morecols=span - 1) if span > 1 else nodes.entry()
+        for text in paragraphs:
+            cell += nodes.paragraph("", "", *inline_nodes(text))
+        return cell
 
+    head = nodes.row()
+    for title in header:
+        head += entry([title])
     thead = nodes.thead()
-    thead += row(header)
+    thead += head
     group += thead
     tbody = nodes.tbody()
-    for cells in rows:
-        tbody += row(cells)
+    for cells, note in rows:
+        body = nodes.row(classes=["celerybase-noted"] if note else [])
+        for cell in cells:
+            body += entry(cell.paragraphs, cell.span)
+            if cell.label:
+                body[-1]["celerybase_label"] = cell.label
+        tbody += body
+        if note:
+            below = nodes.row(classes=["celerybase-note"])
+            below += entry([note], len(header))
+            tbody += below
     group += tbody
     return table
 
@@ -218,7 +240,8 @@ class ParityDirective(SphinxDirective):
     """The eager vs worker table, from ``PARITY`` as measured by ``tests/test_parity.py``.
 
     A prefork column is added when one of the rows shown differs on the prefork pool
-    (``Scenario.prefork``); its cells say "same as the worker" elsewhere.
+    (``Scenario.prefork``).  Modes that behave the same share one cell spanning their
+    columns; each row's note is a full-width row under it.
     """
 
     option_spec = {  # noqa: RUF012 - docutils' API
@@ -240,51 +263,64 @@ class ParityDirective(SphinxDirective):
                     f"unknown parity rows {unknown}; valid keys: {', '.join(by_key)}"
                 )
             scenarios = [by_key[k] for k in keys]
-        header, rows, widths = parity_table(scenarios, self.options.get("columns", "all"))
-        return [_table(header, rows, widths)]
+        header, rows = parity_table(scenarios, self.options.get("columns", "all"))
+        return [_table(header, rows)]
 
 
-_SAME = "same as the worker"
+def _merged(
+    title: str,
+    header: Sequence[str],
+    names: Sequence[str],
+    cells: Sequence[tuple[str, ...]],
+    suffix: str = "",
+) -> list[Cell]:
+    """The scenario's cell, then one cell per run of equal neighbouring modes, labelled
+    with its column's header, or with the modes' ``names`` when it spans several."""
+    out = [Cell((title,), label="Scenario")]
+    i = 0
+    while i < len(cells):
+        j = i + 1
+        while j < len(cells) and cells[j] == cells[i]:
+            j += 1
+        many = list(names[i:j])
+        label = header[i] if j == i + 1 else f"{', '.join(many[:-1])} and {many[-1]}{suffix}"
+        out.append(Cell(cells[i], span=j - i, label=label[:1].upper() + label[1:]))
+        i = j
+    return out
 
 
-def parity_table(
-    scenarios: Sequence[Any], columns: str
-) -> tuple[list[str], list[list[str]], tuple[int, ...]]:
-    """Header, rows and column widths of the parity table of ``scenarios``."""
+def parity_table(scenarios: Sequence[Any], columns: str) -> tuple[list[str], list[Row]]:
+    """Header and rows of the parity table of ``scenarios``.
+
+    ``all``: each mode's hooks with its outcome under them, the note under the row;
+    ``hooks``: the hooks only, the note under the row; ``lifecycle``: hooks and signals
+    in order, no note.
+    """
     prefork = any(s.prefork is not None for s in scenarios)
+    modes = ["eager", "worker", *(["prefork"] * prefork)]
 
-    def on_prefork(s: Any, cell: Callable[[Any], str]) -> list[str]:
-        if not prefork:
-            return []
-        return [_SAME if s.prefork is None else cell(s.prefork)]
+    def outcomes(s: Any) -> list[Any]:
+        return [s.eager, s.worker, *([s.on_prefork] * prefork)]
 
-    if columns == "lifecycle":
-        header = ["Scenario", "Eager: hooks and signals", "Worker: hooks and signals"]
-        header += ["Prefork: hooks and signals"] if prefork else []
-        rows = [
-            [s.title, s.eager.render_lifecycle(), s.worker.render_lifecycle(),
-             *on_prefork(s, lambda o: o.render_lifecycle())]
-            for s in scenarios
-        ]
-        return header, rows, (16, 26, 29, 29) if prefork else (20, 38, 42)
-    if columns == "hooks":
-        header = ["Scenario", "Eager hooks", "Worker hooks", *(["Prefork hooks"] * prefork),
-                  "Note"]
-        rows = [
-            [s.title, s.eager.render_hooks(), s.worker.render_hooks(),
-             *on_prefork(s, lambda o: o.render_hooks()), s.note]
-            for s in scenarios
-        ]
-        return header, rows, (16, 20, 20, 20, 24) if prefork else (18, 27, 27, 28)
-    header = ["Scenario", "Eager hooks", "Eager outcome", "Worker hooks", "Worker outcome",
-              *(["Prefork hooks and outcome"] * prefork), "Note"]
+    def cell(o: Any) -> tuple[str, ...]:
+        if columns == "lifecycle":
+            return (o.render_lifecycle(),)
+        if columns == "hooks":
+            return (o.render_hooks(),)
+        if o.render_hooks() == "-":  # cannot happen in this mode: the outcome says why
+            return (o.render_outcome(),)
+        return (o.render_hooks(), "→ " + o.render_outcome())
+
+    suffix = {"all": "", "hooks": " hooks", "lifecycle": ": hooks and signals"}[columns]
+    header = [m.capitalize() + suffix for m in modes]
     rows = [
-        [s.title, s.eager.render_hooks(), s.eager.render_outcome(),
-         s.worker.render_hooks(), s.worker.render_outcome(),
-         *on_prefork(s, lambda o: f"{o.render_hooks()}; {o.render_outcome()}"), s.note]
+        Row(
+            tuple(_merged(s.title, header, modes, [cell(o) for o in outcomes(s)], suffix)),
+            "" if columns == "lifecycle" else s.note,
+        )
         for s in scenarios
     ]
-    return header, rows, (13, 16, 10, 16, 10, 15, 20) if prefork else (15, 19, 11, 19, 11, 25)
+    return ["Scenario", *header], rows
 
 
 class HeldParityDirective(SphinxDirective):
@@ -295,9 +331,13 @@ class HeldParityDirective(SphinxDirective):
         from pytest_celerybase import _parity
 
         self.env.note_dependency(_parity.__file__)
-        header = ["Scenario", "Held, then sent_tasks.run()", "Broker and worker", "Note"]
-        rows = [[s.title, s.held, s.broker, s.note] for s in _parity.HELD_PARITY]
-        return [_table(header, rows, (25, 20, 20, 35))]
+        header = ["Held, then sent_tasks.run()", "Broker and worker"]
+        names = ["held", "on a broker"]
+        rows = [
+            Row(tuple(_merged(s.title, header, names, [(s.held,), (s.broker,)])), s.note)
+            for s in _parity.HELD_PARITY
+        ]
+        return [_table(["Scenario", *header], rows)]
 
 
 class FailureDirective(SphinxDirective):
@@ -351,6 +391,63 @@ def _function_source(module_source: str, name: str) -> str | None:
             assert node.end_lineno is not None
             return textwrap.dedent("\n".join(lines[first - 1 : node.end_lineno]))
     return None
+
+
+def label_table_cells(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Give every body cell of a table with a header the header's text as a label.
+
+    The labels are hidden on wide screens; on narrow ones (``celerybase.css``) the rows
+    of these tables are stacked, one cell under the other, and the labels say which
+    column each cell was in.  A cell may bring its own label (``celerybase_label``:
+    a parity cell spanning several modes).
+    """
+    if app.builder.format != "html":
+        return
+    for table in doctree.findall(nodes.table):
+        heads = list(table.findall(nodes.thead))
+        if not heads or not heads[0].children:
+            continue
+        header = [
+            (entry.astext().strip(), entry.get("morecols", 0))
+            for entry in heads[0].children[0].children
+        ]
+        titles = [title for title, more in header for _ in range(more + 1)]
+        for body in table.findall(nodes.tbody):
+            for row in body.children:
+                column = 0
+                for entry in row.children:
+                    span = entry.get("morecols", 0) + 1
+                    label = entry.get("celerybase_label") or " / ".join(
+                        dict.fromkeys(t for t in titles[column : column + span] if t)
+                    )
+                    column += span
+                    if label and span < len(titles):
+                        entry.insert(
+                            0, nodes.paragraph("", label, classes=["celerybase-label"])
+                        )
+        table["classes"].append("celerybase-stack")
+        for literal in list(table.findall(nodes.literal)):
+            _breakable(literal)
+
+
+# Where a long identifier in a table cell may break (after the separator).
+_BREAK_AFTER = re.compile(r"(?<=::)|(?<=[./_=,])(?=\w)")
+_LONG_LITERAL = 40
+
+
+def _breakable(literal: nodes.literal) -> None:
+    """Let a long inline literal (``test_file.py::test_name``) break in a table cell:
+    an unbreakable one sets the column's width, wider than a phone's screen.  ``<wbr>``
+    breaks only where the cell is too narrow, and copying the text gives it unchanged."""
+    text = literal.astext()
+    if len(text) <= _LONG_LITERAL or not all(isinstance(c, nodes.Text) for c in literal.children):
+        return
+    pieces = [piece for piece in _BREAK_AFTER.split(text) if piece]
+    literal.clear()
+    for i, piece in enumerate(pieces):
+        if i:
+            literal += nodes.raw("", "<wbr>", format="html")
+        literal += nodes.Text(piece)
 
 
 def skip_celery_task_members(
@@ -415,6 +512,7 @@ def _names_we_define() -> frozenset[str]:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("celerybase_internal_members", [], "env", list)
     app.connect("autodoc-skip-member", skip_celery_task_members)
+    app.connect("doctree-resolved", label_table_cells)
     app.add_object_type(
         "fixture", "fixture", objname="fixture", indextemplate="pair: %s; fixture"
     )
