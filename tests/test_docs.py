@@ -464,3 +464,106 @@ def test_the_style_sheet_must_stack_what_the_check_assumes_stacked(
     assert problems == [
         f"_static/celerybase.css does not stack table.{name}" for name in tables.STACKED
     ]
+
+
+# ------------------------------------------------------ the tutorial, rebuilt from its page
+@pytest.fixture(scope="module")
+def rebuild() -> Any:
+    return _load_script("rebuild_tutorial")
+
+
+def _captioned(caption: str, code: str) -> str:
+    return (
+        '<div class="literal-block-wrapper docutils container"><div class="code-block-caption">'
+        f'<span class="caption-text">{caption}</span><a class="headerlink">¶</a></div>'
+        '<div class="highlight-python notranslate"><div class="highlight"><pre><span></span>'
+        f"{code}</pre></div></div></div>"
+    )
+
+
+def test_the_rebuild_reads_the_captioned_blocks_of_the_article(rebuild: Any) -> None:
+    html = (
+        '<nav><span class="caption-text">Learn</span></nav><article>'
+        "<pre>$ pip install pytest-celerybase</pre>"
+        + _captioned("examples/shop/db.py", '<span class="kn">import</span> os\n')
+        + _captioned("examples/shop/db.py (continued)", "X = &quot;&lt;a&gt;&quot;\n")
+        + _captioned("examples/shop/tasks.py (continued)", "pass\n")
+        + _captioned("A diagram", "not a file\n")
+        + "</article>"
+    )
+    files, problems = rebuild.pieces_of(html)
+    assert files == {
+        "examples/shop/db.py": ["import os\n", 'X = "<a>"\n'],
+        "examples/shop/tasks.py": ["pass\n"],
+    }
+    assert problems == [
+        "tutorial.html: the block captioned 'examples/shop/tasks.py (continued)' needs "
+        "no '(continued)'"
+    ]
+
+
+def _source(path: str) -> str:
+    return (ROOT / path).read_text(encoding="utf-8")
+
+
+def _whole_example(rebuild: Any) -> dict[str, list[str]]:
+    paths = [p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").rglob("*.py")]
+    return {
+        path: [_source(path)]
+        for path in paths
+        if "__pycache__" not in path and path not in rebuild.REPOSITORY_ONLY
+    }
+
+
+def test_the_rebuild_accepts_every_file_whole(rebuild: Any) -> None:
+    assert rebuild.check_pieces(_whole_example(rebuild)) == []
+
+
+def test_the_rebuild_wants_every_line_outside_the_tests(rebuild: Any) -> None:
+    files = _whole_example(rebuild)
+    users = "examples/tests/test_shop_users.py"
+    head, _, tests = _source(users).partition("\ndef page(")
+    first_test = tests[tests.index("def test_") :]
+    files[users] = [head, first_test]  # the helpers page() and names() left out
+    del files["examples/shop/orders.py"]
+    problems = rebuild.check_pieces(files)
+    assert problems == [
+        "tutorial.html: examples/shop/orders.py is not shown",
+        f"{users}: 5 line(s) outside the tests are not shown, the first is line 23: "
+        "'def page(*users: tuple[int, str, str]) -> dict[str, Any]:'",
+    ]
+
+
+def test_the_rebuild_wants_pieces_of_the_real_files_shown_once(rebuild: Any) -> None:
+    files = _whole_example(rebuild)
+    db = "examples/shop/db.py"
+    files[db] = [*files[db], 'MARK_SENT = text("UPDATE orders SET receipt_sent = 1")']
+    tasks = "examples/shop/tasks.py"
+    files[tasks] = [*files[tasks], "def line_total_cents(unit_cents: int, qty: int) -> int:"]
+    assert rebuild.check_pieces(files) == [
+        f"{db}: a piece is not in the file: 'MARK_SENT = text(\"UPDATE orders SET "
+        "receipt_sent = 1\")' ...",
+        f"{tasks}: line {_source(tasks).splitlines().index(files[tasks][-1]) + 1} is "
+        "shown twice",
+    ]
+
+
+def test_the_howto_index_and_the_sidebar_group_the_guides_alike() -> None:
+    # The sidebar shows the captions of the root page's toctrees only, so the guides are
+    # listed there, one toctree per group of docs/how-to/index.md.
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    toctrees = re.findall(r"```\{toctree\}\n(.*?)```", index, re.S)
+    sidebar = [
+        [e.removeprefix("how-to/") for e in re.findall(r"^(how-to/[\w-]+)$", body, re.M)]
+        for body in toctrees
+        if re.search(r":caption: \"?How-to: ", body)
+    ]
+    howto = (DOCS / "how-to" / "index.md").read_text(encoding="utf-8")
+    groups = [
+        re.findall(r"^- \{doc\}`([\w-]+)`", section, re.M)
+        for section in re.split(r"^## ", howto, flags=re.M)[1:]
+    ]
+    guides = {p.stem for p in (DOCS / "how-to").glob("*.md")} - {"index"}
+    assert len(sidebar) == len(groups) == 3
+    assert sidebar == groups
+    assert sorted(g for group in groups for g in group) == sorted(guides)
