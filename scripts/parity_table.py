@@ -2,8 +2,8 @@
 
     python scripts/parity_table.py      # print the table between its marker comments
 
-The rows come from ``pytest_celerybase.recorder.parity.PARITY`` (measured by tests/test_parity.py);
-this module only formats them, for the README and the manual.
+The rows come from ``pytest_celerybase.recorder.parity.PARITY`` (measured by
+tests/worker/test_parity.py); this module only formats them, for the README and the manual.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import os
 import re
@@ -362,3 +363,211 @@ def test_timeline_report_is_real(
         "the timeline report differs from the docs (if intended: "
         "UPDATE_DOC_OUTPUTS=1 python -m pytest tests/test_docs.py):\n" + "\n".join(problems)
     )
+
+
+# ------------------------------------------------------------------- tables fit the column
+def _load_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tables() -> Any:
+    return _load_script("check_tables")
+
+
+def _page(*tables: str) -> str:
+    return f"<html><body><nav><table><tr><td>{'x' * 500}</td></tr></table></nav>" \
+        f"<article>{''.join(tables)}</article></body></html>"
+
+
+def _html_table(header: list[str], rows: list[list[str]], classes: str = "docutils") -> str:
+    head = "".join(f"<th><p>{h}</p></th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td><p>{c}</p></td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{classes}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _problems(tables: Any, html: str, scales: dict[str, float] | None = None) -> list[str]:
+    found = tables.tables_of(html, "page.html", scales or {})
+    return [p for t in found for p in tables.problems_of(t)]
+
+
+def test_table_check_rejects_the_old_parity_layout(tables: Any) -> None:
+    # The parity table as the manual showed it before the notes moved under each row:
+    # seven columns side by side, cut off at 1280 px and on a phone (Chromium measured
+    # 930 px of min-content width in the 736 px column).
+    from pytest_celerybase.recorder.parity import PARITY
+
+    header = ["Scenario", "Eager hooks", "Eager outcome", "Worker hooks", "Worker outcome",
+              "Prefork hooks and outcome", "Note"]
+    rows = [
+        [s.title, s.eager.render_hooks(), s.eager.render_outcome(), s.worker.render_hooks(),
+         s.worker.render_outcome(),
+         "same as the worker" if s.prefork is None
+         else f"{s.prefork.render_hooks()}; {s.prefork.render_outcome()}", s.note]
+        for s in PARITY
+    ]
+    html = _page(_html_table(header, rows, "celerybase-parity docutils"))
+    problems = _problems(tables, html, {"celerybase-parity": 0.85})
+    assert len(problems) == 2, problems
+    wide, phone = problems
+    assert re.fullmatch(r"page\.html: table 1 needs (\d+) px, the column is 736 px", wide)
+    assert int(re.findall(r"\d+", wide)[1]) > 900
+    assert "400 px screen it (rows not stacked)" in phone
+
+
+def test_table_check_accepts_a_small_table_and_measures_only_the_article(
+    tables: Any,
+) -> None:
+    html = _page(_html_table(["key", "meaning"], [["`a`", "the first letter"]]))
+    assert _problems(tables, html) == []
+
+
+def test_code_does_not_break_but_wbr_and_spaces_do(tables: Any) -> None:
+    word = "test_a_very_long_module_name.py::test_a_very_long_test_function_name_indeed"
+    unbroken = f'<code class="literal"><span class="pre">{word}</span></code>'
+    broken = unbroken.replace("::", "::<wbr>").replace("_", "_<wbr>")
+    assert _problems(tables, _page(_html_table(["a", "b"], [["x", unbroken]]))) != []
+    assert _problems(tables, _page(_html_table(["a", "b"], [["x", broken]]))) == []
+    spaced = " ".join(["before_start,"] * 40)
+    assert _problems(tables, _page(_html_table(["a", "b"], [["x", spaced]]))) == []
+
+
+def test_a_stacked_table_fits_a_phone_cell_by_cell(tables: Any) -> None:
+    label = '<p class="celerybase-label">Worker and prefork</p>'
+    header = [f"column {i}" for i in range(4)]
+    rows = [[f"{label}before_start, on_success {i}" for i in range(4)]]
+    side_by_side = _problems(tables, _page(_html_table(header, rows)))
+    assert len(side_by_side) == 1 and "(rows not stacked)" in side_by_side[0]
+    assert _problems(tables, _page(_html_table(header, rows, "celerybase-stack"))) == []
+    # Stacking does not help a wide screen ...
+    seven = [[f"before_start, on_success {i}" for i in range(7)]]
+    problems = _problems(tables, _page(_html_table(header + header[:3], seven, "celerybase-stack")))
+    assert len(problems) == 1 and "the column is 736 px" in problems[0]
+    # ... nor a phone when one cell alone is wider than its column.
+    code = f"<code>{'x' * 60}</code>"
+    problems = _problems(tables, _page(_html_table(["a", "b"], [["x", code]], "celerybase-stack")))
+    assert len(problems) == 1 and "a cell of it (rows stacked) needs" in problems[0]
+
+
+def test_the_style_sheet_must_stack_what_the_check_assumes_stacked(
+    tables: Any, tmp_path: Path
+) -> None:
+    css = (DOCS / "_static" / "celerybase.css").read_text(encoding="utf-8")
+    assert tables.unstacked(css) == []
+    assert tables.font_scales(css) == {"celerybase-parity": 0.85}
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "celerybase.css").write_text("", encoding="utf-8")
+    (tmp_path / "page.html").write_text(_page(_html_table(["a"], [["b"]])), encoding="utf-8")
+    count, problems = tables.check_site(tmp_path)
+    assert count == 1
+    assert problems == [
+        f"_static/celerybase.css does not stack table.{name}" for name in tables.STACKED
+    ]
+
+
+# ------------------------------------------------------ the tutorial, rebuilt from its page
+@pytest.fixture(scope="module")
+def rebuild() -> Any:
+    return _load_script("rebuild_tutorial")
+
+
+def _captioned(caption: str, code: str) -> str:
+    return (
+        '<div class="literal-block-wrapper docutils container"><div class="code-block-caption">'
+        f'<span class="caption-text">{caption}</span><a class="headerlink">¶</a></div>'
+        '<div class="highlight-python notranslate"><div class="highlight"><pre><span></span>'
+        f"{code}</pre></div></div></div>"
+    )
+
+
+def test_the_rebuild_reads_the_captioned_blocks_of_the_article(rebuild: Any) -> None:
+    html = (
+        '<nav><span class="caption-text">Learn</span></nav><article>'
+        "<pre>$ pip install pytest-celerybase</pre>"
+        + _captioned("examples/shop/db.py", '<span class="kn">import</span> os\n')
+        + _captioned("examples/shop/db.py (continued)", "X = &quot;&lt;a&gt;&quot;\n")
+        + _captioned("examples/shop/tasks.py (continued)", "pass\n")
+        + _captioned("A diagram", "not a file\n")
+        + "</article>"
+    )
+    files, problems = rebuild.pieces_of(html)
+    assert files == {
+        "examples/shop/db.py": ["import os\n", 'X = "<a>"\n'],
+        "examples/shop/tasks.py": ["pass\n"],
+    }
+    assert problems == [
+        "tutorial.html: the block captioned 'examples/shop/tasks.py (continued)' needs "
+        "no '(continued)'"
+    ]
+
+
+def _source(path: str) -> str:
+    return (ROOT / path).read_text(encoding="utf-8")
+
+
+def _whole_example(rebuild: Any) -> dict[str, list[str]]:
+    paths = [p.relative_to(ROOT).as_posix() for p in (ROOT / "examples").rglob("*.py")]
+    return {
+        path: [_source(path)]
+        for path in paths
+        if "__pycache__" not in path and path not in rebuild.REPOSITORY_ONLY
+    }
+
+
+def test_the_rebuild_accepts_every_file_whole(rebuild: Any) -> None:
+    assert rebuild.check_pieces(_whole_example(rebuild)) == []
+
+
+def test_the_rebuild_wants_every_line_outside_the_tests(rebuild: Any) -> None:
+    files = _whole_example(rebuild)
+    users = "examples/tests/test_shop_users.py"
+    head, _, tests = _source(users).partition("\ndef page(")
+    first_test = tests[tests.index("def test_") :]
+    files[users] = [head, first_test]  # the helpers page() and names() left out
+    del files["examples/shop/orders.py"]
+    problems = rebuild.check_pieces(files)
+    assert problems == [
+        "tutorial.html: examples/shop/orders.py is not shown",
+        f"{users}: 5 line(s) outside the tests are not shown, the first is line 23: "
+        "'def page(*users: tuple[int, str, str]) -> dict[str, Any]:'",
+    ]
+
+
+def test_the_rebuild_wants_pieces_of_the_real_files_shown_once(rebuild: Any) -> None:
+    files = _whole_example(rebuild)
+    db = "examples/shop/db.py"
+    files[db] = [*files[db], 'MARK_SENT = text("UPDATE orders SET receipt_sent = 1")']
+    tasks = "examples/shop/tasks.py"
+    files[tasks] = [*files[tasks], "def line_total_cents(unit_cents: int, qty: int) -> int:"]
+    assert rebuild.check_pieces(files) == [
+        f"{db}: a piece is not in the file: 'MARK_SENT = text(\"UPDATE orders SET "
+        "receipt_sent = 1\")' ...",
+        f"{tasks}: line {_source(tasks).splitlines().index(files[tasks][-1]) + 1} is "
+        "shown twice",
+    ]
+
+
+def test_the_howto_index_and_the_sidebar_group_the_guides_alike() -> None:
+    # The sidebar shows the captions of the root page's toctrees only, so the guides are
+    # listed there, one toctree per group of docs/how-to/index.md.
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    toctrees = re.findall(r"```\{toctree\}\n(.*?)```", index, re.S)
+    sidebar = [
+        [e.removeprefix("how-to/") for e in re.findall(r"^(how-to/[\w-]+)$", body, re.M)]
+        for body in toctrees
+        if re.search(r":caption: \"?How-to: ", body)
+    ]
+    howto = (DOCS / "how-to" / "index.md").read_text(encoding="utf-8")
+    groups = [
+        re.findall(r"^- \{doc\}`([\w-]+)`", section, re.M)
+        for section in re.split(r"^## ", howto, flags=re.M)[1:]
+    ]
+    guides = {p.stem for p in (DOCS / "how-to").glob("*.md")} - {"index"}
+    assert len(sidebar) == len(groups) == 3
+    assert sidebar == groups
+    assert sorted(g for group in groups for g in group) == sorted(guides)

@@ -1,7 +1,6 @@
 import logging
 
 import redis
-
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import CachedTask, cache_key
 

@@ -1,5 +1,4 @@
 from celery import Task
-
 from pytest_celerybase import assert_hooks_cooperative
 from pytest_celerybase.bases import LoggingTask, MetricsTask
 

@@ -1,17 +1,20 @@
 import sqlite3
 
+from pytest_celerybase import assert_hooks_called
+from pytest_celerybase.bases import DatabaseTask
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from pytest_celerybase import assert_hooks_called
-from pytest_celerybase.bases import DatabaseTask
-
 
 def add_user_task(app):
-    @app.task(base=DatabaseTask, bind=True, autoretry_for=(OperationalError,), max_retries=3)
+    @app.task(
+        base=DatabaseTask, bind=True, autoretry_for=(OperationalError,), max_retries=3
+    )
     def add_user(self, name):
         with self.session_scope() as session:  # commits, or rolls back and re-raises
-            session.execute(text("INSERT INTO users (name) VALUES (:name)"), {"name": name})
+            session.execute(
+                text("INSERT INTO users (name) VALUES (:name)"), {"name": name}
+            )
         return name
 
     return add_user
@@ -55,5 +58,7 @@ def test_a_dropped_connection_is_retried(eager_app, sqlite_engine, mocker):
     mocker.patch.object(sqlite_engine.dialect, "do_execute", side_effect=drop_the_first)
 
     assert add_user.delay("ada").get() == "ada"
-    assert_hooks_called(add_user, ["before_start", "on_retry",
-                                   "before_start", "on_success", "after_return"])
+    assert_hooks_called(
+        add_user,
+        ["before_start", "on_retry", "before_start", "on_success", "after_return"],
+    )

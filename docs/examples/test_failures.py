@@ -1,5 +1,4 @@
 import pytest
-
 from pytest_celerybase import apply_and_raise, assert_hooks_called, hook_calls
 
 

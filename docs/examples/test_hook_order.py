@@ -1,5 +1,4 @@
 from celery import Task
-
 from pytest_celerybase import (
     assert_hooks_called,
     assert_hooks_called_in_order,
@@ -52,7 +51,10 @@ def test_one_execution_and_its_records(eager_app):
     assert_hooks_called(second, ["before_start", "on_success", "after_return"])
     last = hook_calls(ship)[-1]
     assert (last.hook, last.args, last.status, last.retval) == (
-        "after_return", [2], "SUCCESS", "shipped 2",
+        "after_return",
+        [2],
+        "SUCCESS",
+        "shipped 2",
     )
     assert AUDIT_LOG[-1] == second.id
 

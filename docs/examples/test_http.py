@@ -1,6 +1,5 @@
 import pytest
 import requests
-
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import APIClientTask, APIResponseError
 
@@ -8,7 +7,9 @@ URL = "https://accounts.example.com/api/users/7"
 
 
 def fetch_user_task(app):
-    @app.task(base=APIClientTask, bind=True, api_base_url="https://accounts.example.com/api/")
+    @app.task(
+        base=APIClientTask, bind=True, api_base_url="https://accounts.example.com/api/"
+    )
     def fetch_user(self, user_id):
         return self.make_api_call(f"users/{user_id}")
 
@@ -18,7 +19,9 @@ def fetch_user_task(app):
 def test_503s_are_retried_by_the_session(eager_app, http_stub):
     fetch_user = fetch_user_task(eager_app)
     http_stub.get(URL, status=503)
-    http_stub.get(URL, json={"id": 7})  # urllib3 retries, without sleeping under responses
+    http_stub.get(
+        URL, json={"id": 7}
+    )  # urllib3 retries, without sleeping under responses
 
     assert fetch_user.delay(7).get() == {"id": 7}
     assert len(http_stub.calls) == 2

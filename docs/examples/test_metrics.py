@@ -15,4 +15,6 @@ def test_outcomes_and_durations(eager_app, metrics_sink):
     assert [m.labels["status"] for m in outcomes] == ["RETRY", "SUCCESS"]
     assert metrics_sink.total("users_synced_total") == 3
     assert len(metrics_sink.values("celery_task_duration_seconds")) == 2
-    assert metrics_sink.last("celery_task_duration_seconds").labels["status"] == "SUCCESS"
+    assert (
+        metrics_sink.last("celery_task_duration_seconds").labels["status"] == "SUCCESS"
+    )

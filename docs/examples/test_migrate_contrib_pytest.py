@@ -1,6 +1,5 @@
 import pytest
 from celery import shared_task
-
 from pytest_celerybase import assert_hooks_called
 
 # Only for the "before" test: Celery's own plugin (usually loaded with

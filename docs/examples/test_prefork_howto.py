@@ -1,7 +1,4 @@
-"""How to test a time limit and a lost child with live_worker on the prefork pool.
-
-Executed by the plugin's test suite (tests/test_docs.py).
-"""
+"""How to test a time limit and a lost child with live_worker on the prefork pool."""
 
 import os
 import time
@@ -9,7 +6,6 @@ import time
 import pytest
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
-
 from pytest_celerybase import assert_hooks_called, hook_calls, timeline
 
 # Tasks are declared at module level: a prefork child has the tasks its app had when it
@@ -36,7 +32,8 @@ def test_hard_time_limit(live_worker):
     result = export_report.delay()
     with pytest.raises(TimeLimitExceeded):
         result.get(timeout=5)
-    # The worker's parent kills the child and reports the failure: timeline() waits for it.
+    # The worker's parent kills the child and reports the failure: timeline() waits
+    # for it.
     events = {e.name: e for e in timeline(result)}
     assert events["before_start"].pid != os.getpid()  # ran in the child
     assert events["task_failure"].pid == os.getpid()  # sent by the parent: this process
@@ -51,4 +48,6 @@ def test_lost_child(live_worker):
     live_worker.kill_child(result.id)  # SIGKILL, mid-task
     with pytest.raises(WorkerLostError):
         result.get(timeout=5)
-    assert_hooks_called(result, ["before_start"])  # no failure hook runs for a lost child
+    assert_hooks_called(
+        result, ["before_start"]
+    )  # no failure hook runs for a lost child

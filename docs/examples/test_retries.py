@@ -1,5 +1,4 @@
 import pytest
-
 from pytest_celerybase import assert_hooks_called, hook_calls
 
 RETRY = ["before_start", "on_retry"]

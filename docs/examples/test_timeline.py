@@ -1,6 +1,5 @@
 import pytest
 from celery import signals
-
 from pytest_celerybase import assert_lifecycle, timeline
 
 SENT = []
@@ -29,8 +28,14 @@ def test_the_whole_lifecycle(eager_app):
     charge.delay(30)
     assert_lifecycle(
         charge,
-        ["task_prerun", "before_start", "on_success", "task_success", "after_return",
-         "task_postrun"],
+        [
+            "task_prerun",
+            "before_start",
+            "on_success",
+            "task_success",
+            "after_return",
+            "task_postrun",
+        ],
     )
 
 
@@ -45,7 +50,9 @@ def test_a_signal_handler_sees_the_failure(eager_app, audit_handler):
     failure = next(e for e in events if e.name == "task_failure")
     assert failure.kind == "signal" and isinstance(failure.exc, ValueError)
     assert [e.name for e in events if e.kind == "hook"] == [
-        "before_start", "on_failure", "after_return",
+        "before_start",
+        "on_failure",
+        "after_return",
     ]
 
 
@@ -58,8 +65,9 @@ def test_propagation_skips_the_failure_signal(eager_app, audit_handler):
     with pytest.raises(ValueError):
         refund.delay(5)
     assert audit_handler == []  # celery#5666: neither on_failure nor task_failure ran
-    assert_lifecycle(refund, ["task_prerun", "before_start", "task_postrun",
-                              "task_internal_error"])
+    assert_lifecycle(
+        refund, ["task_prerun", "before_start", "task_postrun", "task_internal_error"]
+    )
 
 
 def test_on_a_worker_the_message_comes_first(live_worker):
@@ -72,8 +80,17 @@ def test_on_a_worker_the_message_comes_first(live_worker):
     # no sleep: the assertion waits until the worker has finished the task
     assert_lifecycle(
         result,
-        ["before_task_publish", "after_task_publish", "task_received", "task_prerun",
-         "before_start", "on_success", "task_success", "after_return", "task_postrun"],
+        [
+            "before_task_publish",
+            "after_task_publish",
+            "task_received",
+            "task_prerun",
+            "before_start",
+            "on_success",
+            "task_success",
+            "after_return",
+            "task_postrun",
+        ],
     )
     first, last = timeline(result)[0], timeline(result)[-1]
     assert first.thread == "MainThread" and last.thread != first.thread

@@ -43,7 +43,9 @@ ORDER_CUSTOMER = text(
     "SELECT u.email, u.name FROM orders o JOIN users u ON u.id = o.user_id "
     "WHERE o.id = :order_id"
 )
-INSERT_ORDER = text("INSERT INTO orders (user_id, total_cents) VALUES (:user_id, :total_cents)")
+INSERT_ORDER = text(
+    "INSERT INTO orders (user_id, total_cents) VALUES (:user_id, :total_cents)"
+)
 
 
 def create_schema(engine: Engine) -> None:

@@ -31,7 +31,9 @@ def place_order(engine: Engine, user_id: int, lines: Iterable[tuple[str, int]]) 
             if unit_cents is None:
                 raise LookupError(f"unknown sku {sku!r}")
             total += line_total_cents(unit_cents, qty)
-        inserted = conn.execute(db.INSERT_ORDER, {"user_id": user_id, "total_cents": total})
+        inserted = conn.execute(
+            db.INSERT_ORDER, {"user_id": user_id, "total_cents": total}
+        )
         order_id = int(inserted.lastrowid)
     # Sent after the commit: a worker must find the order when it runs.
     send_receipt.delay(order_id)

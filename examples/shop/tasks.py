@@ -13,14 +13,14 @@ from typing import Any
 
 import requests
 from celery import shared_task
-from sqlalchemy.exc import OperationalError
-
 from pytest_celerybase.bases import (
     APIClientTask,
     CachedTask,
     ProductionTask,
     ResourcePoolTask,
 )
+from sqlalchemy.exc import OperationalError
+
 from shop import db
 
 #: Failures worth another attempt later: the network or the database hiccuped.
@@ -37,7 +37,9 @@ class ShopTask(ProductionTask):
 class AccountsTask(ShopTask, APIClientTask):
     """A shop task that talks to the accounts service."""
 
-    api_base_url = os.environ.get("SHOP_ACCOUNTS_API", "https://accounts.example.com/api/")
+    api_base_url = os.environ.get(
+        "SHOP_ACCOUNTS_API", "https://accounts.example.com/api/"
+    )
     api_timeout = (3.05, 10.0)
 
 
@@ -65,7 +67,11 @@ class MailTask(ShopTask, ResourcePoolTask):
 
 
 @shared_task(
-    base=AccountsTask, bind=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=3
+    base=AccountsTask,
+    bind=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
 )
 def sync_users(self: AccountsTask, page: int = 1) -> int:
     """Copy one page of users from the accounts API into ``users``; return how many."""
@@ -74,7 +80,8 @@ def sync_users(self: AccountsTask, page: int = 1) -> int:
     with self.session_scope() as session:
         for user in users:
             session.execute(
-                db.UPSERT_USER, {"id": user["id"], "email": user["email"], "name": user["name"]}
+                db.UPSERT_USER,
+                {"id": user["id"], "email": user["email"], "name": user["name"]},
             )
     self.emit_metric("shop_users_synced_total", len(users))
     return len(users)
@@ -150,7 +157,7 @@ def send_receipt(self: MailTask, order_id: int) -> bool:
 
 @shared_task(**_MAIL_TASK)
 def ask_for_review(self: MailTask, order_id: int) -> bool:
-    """Ask the customer of ``order_id`` for a review; ``False`` if the order is unknown."""
+    """Ask the customer of ``order_id`` for a review; ``False`` if it is unknown."""
     with self.session_scope() as session:
         row = session.execute(db.ORDER_CUSTOMER, {"order_id": order_id}).one_or_none()
     if row is None:

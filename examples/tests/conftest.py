@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import smtplib
 import sys
 from email.message import EmailMessage
@@ -12,23 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-# Make the example shop importable for `pytest -p celerybase examples`.  Appended, not
-# prepended: examples/ must not shadow a top-level `tests` package of the project.
+# The tests import the shop from the folder above them (examples/).  A project of your
+# own would install itself, or name its folder in pytest's `pythonpath` ini option.
 _EXAMPLES = str(Path(__file__).resolve().parent.parent)
 if _EXAMPLES not in sys.path:
     sys.path.append(_EXAMPLES)
 
 from shop.db import create_schema  # noqa: E402
-
-pytest_plugins: list[str] = []
-
-# The project's leak guard (tests/leak_guard.py) when run from the repository: fails a
-# test that leaves Celery or the bases' bindings changed.  Not needed in your project.
-try:
-    if importlib.util.find_spec("tests.leak_guard") is not None:
-        pytest_plugins.append("tests.leak_guard")
-except ImportError:
-    pass
 
 
 @pytest.fixture
@@ -41,13 +30,16 @@ def shop_db(sqlite_engine: Engine) -> Engine:
             [{"sku": "mug", "cents": 1200}, {"sku": "tee", "cents": 2500}],
         )
         conn.execute(
-            text("INSERT INTO users (id, email, name) VALUES (1, 'ada@example.com', 'Ada')")
+            text(
+                "INSERT INTO users (id, email, name) "
+                "VALUES (1, 'ada@example.com', 'Ada')"
+            )
         )
     return sqlite_engine
 
 
 class FakeSMTP:
-    """Stands in for ``smtplib.SMTP``: records what it sends and whether it was closed."""
+    """Stands in for ``smtplib.SMTP``: records what it sends and whether it closed."""
 
     outbox: list[EmailMessage]
     opened: list[FakeSMTP]

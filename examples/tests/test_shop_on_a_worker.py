@@ -1,14 +1,14 @@
-"""The same tasks on a real worker: consume → trace → ack in a thread of the test process."""
+"""The same tasks on a real worker: consume → trace → ack, in a thread of the test."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import responses
-from shop.tasks import price_quote, sync_users
+from pytest_celerybase import assert_hooks_called
 from sqlalchemy import Engine
 
-from pytest_celerybase import assert_hooks_called
+from shop.tasks import price_quote, sync_users
 
 USERS_URL = "https://accounts.example.com/api/users?page=1"
 SUCCESS = ["before_start", "on_success", "after_return"]
@@ -17,12 +17,14 @@ SUCCESS = ["before_start", "on_success", "after_return"]
 def test_sync_users_on_a_live_worker(
     live_worker: Any, shop_db: Engine, http_stub: responses.RequestsMock
 ) -> None:
-    http_stub.get(USERS_URL, json={"users": [{"id": 9, "email": "w@example.com", "name": "W"}]})
+    http_stub.get(
+        USERS_URL, json={"users": [{"id": 9, "email": "w@example.com", "name": "W"}]}
+    )
 
     result = sync_users.delay()
 
     assert result.get(timeout=10) == 1
-    # No sleep: the assertion waits until the worker has run on_success and after_return.
+    # No sleep: the assertion waits until the worker ran on_success and after_return.
     assert_hooks_called(result, SUCCESS)
 
 

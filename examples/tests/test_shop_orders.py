@@ -1,20 +1,20 @@
-"""Placing an order sends two tasks: assert what was sent, then run it as a worker would."""
+"""Placing an order sends two tasks: assert what was sent, then run it as a worker."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from shop.orders import REVIEW_DELAY, place_order
-from shop.tasks import ask_for_review, send_receipt
-from sqlalchemy import Engine, text
-
 from pytest_celerybase import (
     SentTasks,
     assert_hooks_called,
     assert_task_not_sent,
     assert_task_sent,
 )
+from sqlalchemy import Engine, text
+
+from shop.orders import REVIEW_DELAY, place_order
+from shop.tasks import ask_for_review, send_receipt
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 
@@ -45,7 +45,9 @@ def test_the_sent_tasks_mail_the_customer(
     assert_hooks_called(send_receipt, SUCCESS)
     assert_hooks_called(ask_for_review, SUCCESS)
     with shop_db.connect() as conn:
-        sent = conn.execute(text("SELECT receipt_sent FROM orders WHERE id = :id"), {"id": order})
+        sent = conn.execute(
+            text("SELECT receipt_sent FROM orders WHERE id = :id"), {"id": order}
+        )
         assert sent.scalar_one() == 1
 
 
@@ -68,4 +70,6 @@ def test_on_a_live_worker_the_messages_are_recorded_and_delivered(
     receipt, review = sent_tasks
     assert live_worker.app.AsyncResult(receipt.id).get(timeout=10) is True
     assert_hooks_called(send_receipt, SUCCESS)
-    assert live_worker.app.AsyncResult(review.id).state == "PENDING"  # due in three days
+    assert (
+        live_worker.app.AsyncResult(review.id).state == "PENDING"
+    )  # due in three days

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import redis
-from shop.tasks import price_quote
-from sqlalchemy import Engine, text
-
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import cache_key
+from sqlalchemy import Engine, text
+
+from shop.tasks import price_quote
 
 SUCCESS = ["before_start", "on_success", "after_return"]
 
@@ -57,7 +57,9 @@ def test_a_price_change_shows_once_the_entry_expires(
         conn.execute(text("UPDATE products SET unit_cents = 1500 WHERE sku = 'mug'"))
 
     assert price_quote.delay("mug", 1).get()["total_cents"] == 1200  # still cached
-    fake_redis.delete(cache_key(price_quote.name, ("mug", 1), {}))  # as if the TTL ran out
+    fake_redis.delete(
+        cache_key(price_quote.name, ("mug", 1), {})
+    )  # as if the TTL ran out
     assert price_quote.delay("mug", 1).get()["total_cents"] == 1500
 
 

@@ -6,17 +6,19 @@ import smtplib
 import threading
 from typing import Any
 
-from shop.tasks import send_receipt
-from sqlalchemy import Engine, text
-
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import MemorySink
+from sqlalchemy import Engine, text
+
+from shop.tasks import send_receipt
 
 
 def add_orders(engine: Engine, count: int) -> list[int]:
     with engine.begin() as conn:
         conn.execute(
-            text("INSERT INTO orders (id, user_id, total_cents) VALUES (:id, 1, :total)"),
+            text(
+                "INSERT INTO orders (id, user_id, total_cents) VALUES (:id, 1, :total)"
+            ),
             [{"id": i, "total": 1000 + i} for i in range(1, count + 1)],
         )
     return list(range(1, count + 1))
@@ -34,7 +36,9 @@ def test_receipt_is_sent_once(
     assert mail["To"] == "ada@example.com"
     assert "you paid 10.01 EUR" in mail.get_content()
     assert len(smtp.opened) == 1  # the second run needed no connection
-    assert_hooks_called(send_receipt, ["before_start", "on_success", "after_return"] * 2)
+    assert_hooks_called(
+        send_receipt, ["before_start", "on_success", "after_return"] * 2
+    )
     assert metrics_sink.total("shop_receipts_sent_total") == 1
 
 
@@ -52,7 +56,8 @@ def test_a_dropped_smtp_connection_is_replaced(
     assert send_receipt.delay(order).get() is True
 
     assert_hooks_called(
-        send_receipt, ["before_start", "on_retry", "before_start", "on_success", "after_return"]
+        send_receipt,
+        ["before_start", "on_retry", "before_start", "on_success", "after_return"],
     )
     first, second = smtp.opened
     assert first.closed and not second.closed  # the broken one was discarded
@@ -64,7 +69,9 @@ def test_concurrent_receipts_share_at_most_four_connections(
 ) -> None:
     orders = add_orders(shop_db, 12)
     eager_app.finalize()  # Celery builds tasks lazily, not thread-safely: do it first
-    threads = [threading.Thread(target=send_receipt.apply, args=((o,),)) for o in orders]
+    threads = [
+        threading.Thread(target=send_receipt.apply, args=((o,),)) for o in orders
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -73,4 +80,7 @@ def test_concurrent_receipts_share_at_most_four_connections(
     assert len(smtp.outbox) == 12
     assert len(smtp.opened) <= 4
     with shop_db.connect() as conn:
-        assert conn.execute(text("SELECT sum(receipt_sent) FROM orders")).scalar_one() == 12
+        assert (
+            conn.execute(text("SELECT sum(receipt_sent) FROM orders")).scalar_one()
+            == 12
+        )

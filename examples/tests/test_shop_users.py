@@ -7,11 +7,11 @@ from typing import Any
 
 import requests
 import responses
-from shop.tasks import sync_users
-from sqlalchemy import Engine, text
-
 from pytest_celerybase import HookRecorder, assert_hooks_called
 from pytest_celerybase.bases import MemorySink
+from sqlalchemy import Engine, text
+
+from shop.tasks import sync_users
 
 USERS_URL = "https://accounts.example.com/api/users?page=1"
 SUCCESS = ["before_start", "on_success", "after_return"]
@@ -30,11 +30,16 @@ def names(engine: Engine) -> list[str]:
 
 
 def test_sync_inserts_and_updates_users(
-    eager_app: Any, shop_db: Engine, http_stub: responses.RequestsMock, metrics_sink: MemorySink
+    eager_app: Any,
+    shop_db: Engine,
+    http_stub: responses.RequestsMock,
+    metrics_sink: MemorySink,
 ) -> None:
     http_stub.get(
         USERS_URL,
-        json=page((1, "ada@example.com", "Ada Lovelace"), (2, "bob@example.com", BOBBY)),
+        json=page(
+            (1, "ada@example.com", "Ada Lovelace"), (2, "bob@example.com", BOBBY)
+        ),
     )
 
     assert sync_users.delay().get() == 2
@@ -43,11 +48,16 @@ def test_sync_inserts_and_updates_users(
     # Updated by email, and a hostile name is data, not SQL.
     assert names(shop_db) == ["Ada Lovelace", BOBBY]
     assert metrics_sink.values("shop_users_synced_total", task=sync_users.name) == [2.0]
-    assert metrics_sink.values("celery_task_executions_total", status="SUCCESS") == [1.0]
+    assert metrics_sink.values("celery_task_executions_total", status="SUCCESS") == [
+        1.0
+    ]
 
 
 def test_transient_api_errors_are_retried_by_the_session(
-    eager_app: Any, shop_db: Engine, http_stub: responses.RequestsMock, hook_recorder: HookRecorder
+    eager_app: Any,
+    shop_db: Engine,
+    http_stub: responses.RequestsMock,
+    hook_recorder: HookRecorder,
 ) -> None:
     http_stub.get(USERS_URL, status=503)
     http_stub.get(USERS_URL, status=502)
@@ -59,11 +69,16 @@ def test_transient_api_errors_are_retried_by_the_session(
     assert len(http_stub.calls) == 3
     assert_hooks_called(sync_users, SUCCESS)
     # ... so Celery saw a single, successful run.
-    assert [c.status for c in hook_recorder.calls if c.hook == "after_return"] == ["SUCCESS"]
+    assert [c.status for c in hook_recorder.calls if c.hook == "after_return"] == [
+        "SUCCESS"
+    ]
 
 
 def test_connection_errors_are_retried_by_celery(
-    eager_app: Any, shop_db: Engine, http_stub: responses.RequestsMock, metrics_sink: MemorySink
+    eager_app: Any,
+    shop_db: Engine,
+    http_stub: responses.RequestsMock,
+    metrics_sink: MemorySink,
 ) -> None:
     http_stub.get(USERS_URL, body=requests.ConnectionError("connection reset by peer"))
     http_stub.get(USERS_URL, json=page((4, "di@example.com", "Di")))
@@ -99,7 +114,10 @@ def test_a_dropped_database_connection_is_retried(
 
 
 def test_the_api_being_down_fails_the_task(
-    eager_app: Any, shop_db: Engine, http_stub: responses.RequestsMock, metrics_sink: MemorySink
+    eager_app: Any,
+    shop_db: Engine,
+    http_stub: responses.RequestsMock,
+    metrics_sink: MemorySink,
 ) -> None:
     http_stub.get(USERS_URL, status=503)
 
@@ -108,5 +126,7 @@ def test_the_api_being_down_fails_the_task(
     assert result.failed()
     assert isinstance(result.result, requests.HTTPError)
     assert_hooks_called(sync_users, FAILURE)  # HTTPError is not in autoretry_for
-    assert metrics_sink.values("celery_task_executions_total", status="FAILURE") == [1.0]
+    assert metrics_sink.values("celery_task_executions_total", status="FAILURE") == [
+        1.0
+    ]
     assert names(shop_db) == ["Ada"]

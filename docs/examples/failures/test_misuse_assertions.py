@@ -2,7 +2,6 @@
 
 import pytest
 from celery import group
-
 from pytest_celerybase import (
     apply_and_raise,
     assert_hooks_called,

@@ -44,8 +44,9 @@ def test_eager_app_and_live_worker(eager_app, live_worker):
 def test_task_the_worker_does_not_know(live_worker):
     from celery import Celery
 
-    billing = Celery("billing", broker="memory://", backend="cache+memory://",
-                     set_as_current=False)
+    billing = Celery(
+        "billing", broker="memory://", backend="cache+memory://", set_as_current=False
+    )
 
     @billing.task(name="billing.invoice", shared=False)
     def invoice():

@@ -2,9 +2,8 @@
 
 import pytest
 import requests
-from sqlalchemy import text
-
 from pytest_celerybase.bases import APIClientTask, DatabaseTask, ResourcePoolTask
+from sqlalchemy import text
 
 
 def test_request_nobody_registered(http_stub):
@@ -50,8 +49,12 @@ def test_unreachable_database_url(eager_app):
 
 def test_pool_exhausted(eager_app):
     @eager_app.task(
-        base=ResourcePoolTask, bind=True, name="shop.mail", pool_size=1,
-        pool_acquire_timeout=0.02, create_resource=lambda self: object(),
+        base=ResourcePoolTask,
+        bind=True,
+        name="shop.mail",
+        pool_size=1,
+        pool_acquire_timeout=0.02,
+        create_resource=lambda self: object(),
     )
     def mail(self):
         with self.acquire_resource(), self.acquire_resource():

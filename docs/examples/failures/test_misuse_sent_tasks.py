@@ -1,7 +1,6 @@
 """sent_tasks and its assertions used wrongly: each test shows the error a user gets."""
 
 import pytest
-
 from pytest_celerybase import assert_hooks_called, assert_task_sent
 
 

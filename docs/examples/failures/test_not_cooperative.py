@@ -1,12 +1,13 @@
 from celery import Task
-
 from pytest_celerybase import assert_hooks_cooperative
 from pytest_celerybase.bases import LoggingTask
 
 
 class MetricsMixin(Task):
     def on_success(self, retval, task_id, args, kwargs):
-        self.succeeded = getattr(self, "succeeded", 0) + 1  # forgot super().on_success()
+        self.succeeded = (
+            getattr(self, "succeeded", 0) + 1
+        )  # forgot super().on_success()
 
 
 class AuditMixin(Task):

@@ -1,5 +1,4 @@
 import pytest
-
 from pytest_celerybase import assert_hooks_called
 
 

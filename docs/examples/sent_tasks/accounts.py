@@ -1,4 +1,4 @@
-"""Code that sends Celery tasks, as the how-to guide "Test code that sends tasks" tests it.
+"""Code that sends Celery tasks, as the guide "Test code that sends tasks" tests it.
 
 Three shapes of sending code: a view that sends a task and answers at once, a service
 that chains tasks with countdowns, and a registration that sends only once the database
@@ -43,7 +43,7 @@ class Accounts:
         return user_id
 
 
-# -- 1. a view that sends ------------------------------------------------------------------
+# -- 1. a view that sends --------------------------------------------------------------
 def signup_view(accounts: Accounts, email: str) -> dict[str, Any]:
     """Create the account, send the welcome mail, answer without waiting for it."""
     if "@" not in email:
@@ -53,7 +53,7 @@ def signup_view(accounts: Accounts, email: str) -> dict[str, Any]:
     return {"status": 201, "user_id": user_id}
 
 
-# -- 2. a service that chains tasks with countdowns ----------------------------------------
+# -- 2. a service that chains tasks with countdowns ------------------------------------
 def start_trial(user_id: int) -> None:
     """A tip now, another a day later, the end of the trial two weeks in."""
     chain(
@@ -63,7 +63,7 @@ def start_trial(user_id: int) -> None:
     ).apply_async()
 
 
-# -- 3. sending once the transaction commits -----------------------------------------------
+# -- 3. sending once the transaction commits -------------------------------------------
 class transaction:  # lower case, like the module it stands in for
     """Stands in for ``django.db.transaction``: ``on_commit`` callbacks wait for the
     commit (and inside a test's rolled-back transaction, that never comes)."""

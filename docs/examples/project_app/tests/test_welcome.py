@@ -1,7 +1,6 @@
 import pytest
 from proj.celery import app
 from proj.tasks import welcome
-
 from pytest_celerybase import assert_hooks_called
 
 
@@ -23,4 +22,6 @@ def test_the_next_test_sees_the_project_settings_again(eager_app):
 
 def test_and_on_a_real_worker(live_worker):
     assert live_worker.app is app
-    assert welcome.delay("ada@example.com").get(timeout=10) == "Welcome! ada@example.com"
+    assert (
+        welcome.delay("ada@example.com").get(timeout=10) == "Welcome! ada@example.com"
+    )

@@ -1,4 +1,4 @@
-"""The how-to guide "Test code that sends tasks", executed by the project's test suite."""
+"""The tests of the how-to guide "Test code that sends tasks"."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from accounts import (
     start_trial,
     transaction,
 )
-
 from pytest_celerybase import SentTasks, assert_task_not_sent, assert_task_sent
 
 
@@ -27,7 +26,7 @@ def accounts() -> Accounts:
     return Accounts()
 
 
-# -- 1. a view that sends: assert what it sent -----------------------------------------------
+# -- 1. a view that sends: assert what it sent -----------------------------------------
 def test_signup_sends_the_welcome_mail(
     eager_app: Any, sent_tasks: SentTasks, accounts: Accounts
 ) -> None:
@@ -46,7 +45,7 @@ def test_a_bad_email_sends_nothing(
     assert_task_not_sent(send_welcome)
 
 
-# -- 2. a service that chains with countdowns: assert the options, then run() ---------------
+# -- 2. a service that chains with countdowns: assert the options, then run() ----------
 def test_the_trial_sends_its_mails_a_day_and_two_weeks_apart(
     eager_app: Any, sent_tasks: SentTasks
 ) -> None:
@@ -66,7 +65,7 @@ def test_the_trial_sends_its_mails_a_day_and_two_weeks_apart(
     assert_task_sent(end_trial, (7,), countdown=13 * DAY)
 
 
-# -- 3. on commit: capture the callbacks, run them, then assert -----------------------------
+# -- 3. on commit: capture the callbacks, run them, then assert ------------------------
 @pytest.fixture
 def capture_on_commit_callbacks() -> Callable[..., Any]:
     """What pytest-django's ``django_capture_on_commit_callbacks`` fixture does."""
