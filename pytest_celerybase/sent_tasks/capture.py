@@ -294,7 +294,7 @@ def _producer() -> Any:
                 from kombu.connection import Connection
 
                 # Never connected: send_task only enters its error-translating context.
-                connection = Connection("memory://")  # type: ignore[no-untyped-call]
+                connection = Connection("memory://localhost/")  # type: ignore[no-untyped-call]
                 _holding_producer.append(
                     _holding_producer_class()(connection, auto_declare=False)
                 )

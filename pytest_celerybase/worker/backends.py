@@ -20,6 +20,8 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps
 
+from pytest_celerybase.worker import channel
+
 __all__ = ["MEMORY_BACKEND", "FileResultBackend", "FileTransport", "MemoryResultBackend",
            "PromptResults"]  # fmt: skip
 
@@ -32,15 +34,19 @@ class PromptResults:
     """Mixin for a key-value result backend: ``result.get()`` checks it every 5 ms.
 
     Celery polls such a backend every ``interval`` (0.5 s by default); for storage in
-    this process, or in a file next to it, that is pure waiting.
+    this process, or in a file next to it, that is pure waiting.  Once a result is in,
+    what prefork children sent before storing it (log records, warnings, prints) is taken
+    in, so the test sees it right after ``result.get()``.
     """
 
     def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5,
                  **kwargs: Any) -> Any:
         interval = min(interval, _RESULT_POLL_INTERVAL)
-        return super().wait_for(  # type: ignore[misc]
+        meta = super().wait_for(  # type: ignore[misc]
             task_id, timeout=timeout, interval=interval, **kwargs
         )
+        channel.flush()
+        return meta
 
     def get_many(self, task_ids: Any, timeout: float | None = None, interval: float = 0.5,
                  **kwargs: Any) -> Any:

@@ -35,8 +35,8 @@ from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.hook_recorder import BEFORE_READ, HookRecorder, Publication
 from pytest_celerybase.recorder.records import HookCall
 
-__all__ = ["INGESTERS", "ChildChannel", "ForwardingRecorder", "Frame", "flush", "in_child",
-           "ingest", "portable", "send"]  # fmt: skip
+__all__ = ["INGESTERS", "IN_CHILD", "OUTPUTS", "ChildChannel", "ForwardingRecorder", "Frame",
+           "flush", "in_child", "ingest", "portable", "send"]  # fmt: skip
 
 #: ``(kind, payload, time.monotonic())``: what a child sends, one at a time.
 Frame = tuple[str, Any, float]
@@ -223,13 +223,22 @@ INGESTERS: dict[str, Callable[[HookRecorder, Any], None]] = {
 }
 
 
+#: How the parent applies each kind of event that needs no recorder (a child's log
+#: record, warning or output: see :mod:`.child_output`).
+OUTPUTS: dict[str, Callable[[Any], None]] = {}
+
+#: Called in a child of an open channel right after the fork, once it can :func:`send`.
+IN_CHILD: list[Callable[[], None]] = []
+
+
 def ingest(event: Frame, channel: ChildChannel | None = None) -> None:
     """Apply one event from a child: to the innermost recorder, or to ``channel``."""
     kind, payload, _ = event
     if channel is not None and kind in channel.handlers:
         channel.handlers[kind](payload)
-        return
-    if STACK:
+    elif kind in OUTPUTS:
+        OUTPUTS[kind](payload)
+    elif STACK:
         INGESTERS[kind](STACK[-1], payload)
 
 
@@ -405,6 +414,8 @@ def _after_fork_in_child() -> None:
         # A parent thread may have held the inherited recorder's locks at fork time:
         # the child records through its own forwarder only.
         STACK[:] = [ForwardingRecorder(STACK[-1])]
+    for in_child in IN_CHILD:
+        in_child()
 
 
 os.register_at_fork(

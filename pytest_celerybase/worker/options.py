@@ -38,7 +38,7 @@ SUPPORTED_POOLS: tuple[str, ...] = ("solo", "threads", "prefork")
 
 #: Configuration a live worker's app starts from (test overrides are applied on top).
 LIVE_DEFAULTS: dict[str, Any] = {
-    "broker_url": "memory://",
+    "broker_url": "memory://localhost/",
     # The memory transport polls every second by default: a round trip would cost ~1 s.
     "broker_transport_options": {"polling_interval": 0.005},
     "result_backend": "cache+memory://",

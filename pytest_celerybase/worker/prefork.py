@@ -29,7 +29,7 @@ from celery.concurrency import prefork
 
 from pytest_celerybase import _patching
 from pytest_celerybase.recorder.active import STACK
-from pytest_celerybase.worker import backends, channel
+from pytest_celerybase.worker import backends, channel, child_output
 from pytest_celerybase.worker.prompt_pools import CHECK_INTERVAL, PromptAsynPool, PromptPool
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ def _initializer(app: Any, hostname: str) -> None:
     except BaseException as exc:
         channel.send("child", ("failed", os.getpid(), f"{type(exc).__name__}: {exc}"))
         raise
+    # Celery's logging setup (captureWarnings, handlers) replaced some of it: again.
+    child_output.install()
     channel.send("child", ("ready", os.getpid(), None))
 
 
@@ -225,7 +227,7 @@ class PreforkRuntime:
             control = os.path.join(self._dir, "control")
             options.update(data_folder_in=messages, data_folder_out=messages,
                            control_folder=control)
-            changes.update(broker_url="filesystem://", broker_transport_options=options,
+            changes.update(broker_url="filesystem://localhost/", broker_transport_options=options,
                            broker_transport=f"{backends.__name__}:FileTransport")
         if str(conf.result_backend).startswith("cache+memory://"):
             results = os.path.join(self._dir, "results")

@@ -471,3 +471,58 @@ def test_the_session_goes_on():
         ["E *AssertionError: the test fails: its report must not crash", "*celerybase timeline*"]
     )
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+# -- 10. logs lost, logs added ---------------------------------------------------------------
+def test_10_a_prefork_child_s_logs_warnings_and_prints_reach_the_test(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+import logging, sys, warnings
+import pytest
+from celery import shared_task
+
+@shared_task(name="proj.noisy")
+def noisy():
+    logging.getLogger("proj").warning("charged %s", 7)
+    warnings.warn("careful", DeprecationWarning)
+    print("printed")
+    print("to stderr", file=sys.stderr)
+    return 1
+
+@pytest.mark.celerybase(worker_pool="prefork", worker_concurrency=1)
+def test_it(live_worker, caplog, recwarn, capsys):
+    noisy.delay().get(timeout=10)
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("proj", "charged 7")]
+    assert [str(w.message) for w in recwarn] == ["careful"]
+    assert capsys.readouterr() == ("printed\\n", "to stderr\\n")
+"""
+    )
+    run().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads", "prefork"])
+def test_10_the_plugin_adds_no_log_records_of_its_own(
+    pytester: pytest.Pytester, run: RunPytest, pool: str
+) -> None:
+    # kombu warned "No hostname was supplied" on every worker test: "no warning logged"
+    # assertions failed for something the user did not do.
+    pytester.makepyfile(
+        f"""
+import logging
+import pytest
+from celery import shared_task
+
+@shared_task(name="proj.quiet")
+def quiet():
+    return 1
+
+@pytest.mark.celerybase(worker_pool={pool!r}, worker_concurrency=1)
+def test_it(live_worker, caplog):
+    caplog.set_level(logging.INFO)
+    quiet.delay().get(timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+"""
+    )
+    run().assert_outcomes(passed=1)

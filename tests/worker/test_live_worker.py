@@ -578,7 +578,7 @@ def test_leftover_messages_of_earlier_tests_are_purged() -> None:
 
 # -- configuration -------------------------------------------------------------------------
 def test_live_defaults_follow_the_environment() -> None:
-    assert live_defaults({})["broker_url"] == "memory://"
+    assert live_defaults({})["broker_url"] == "memory://localhost/"
     assert live_defaults({})["result_backend"] == "cache+memory://"
     redis = live_defaults({BROKER_URL_ENV: "redis://127.0.0.1:6390/0"})
     assert redis["broker_url"] == redis["result_backend"] == "redis://127.0.0.1:6390/0"
