@@ -43,6 +43,8 @@ _REPORT_WAIT = 2.0
 # Threads started by fixtures broader than a test (a session's worker): they serve every
 # test, so what they record counts for the test running then.
 _SHARED_THREADS_KEY = pytest.StashKey[set[threading.Thread]]()
+# Shared tasks declared by fixtures broader than a test: they stay declared after it.
+_SHARED_DECLARATIONS_KEY = pytest.StashKey[set[Any]]()
 _WAIT_TIMEOUT_KEY = pytest.StashKey[float]()
 
 
@@ -110,12 +112,17 @@ def pytest_fixture_setup(
 ) -> Iterator[Any]:
     if fixturedef.scope == "function":
         return (yield)
+    from celery import _state
+
     before = set(threading.enumerate())
+    declared = set(_state._on_app_finalizers)
     try:
         return (yield)
     finally:
         shared = request.config.stash.setdefault(_SHARED_THREADS_KEY, set())
         shared.update(t for t in threading.enumerate() if t not in before)
+        kept = request.config.stash.setdefault(_SHARED_DECLARATIONS_KEY, set())
+        kept.update(set(_state._on_app_finalizers) - declared)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -144,6 +151,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+    from pytest_celerybase.apps.celery_globals import SharedTasks
     from pytest_celerybase.recorder.activation import recording
     from pytest_celerybase.recorder.threads import LEFT_RUNNING
 
@@ -157,12 +165,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # Threads started in the test's setup, call or teardown and still running after it
     # were left running: what they record later is not the next test's.
     before = set(threading.enumerate())
+    # Tasks the test (its function-scoped fixtures included) declares with @shared_task
+    # are gone after it, as eager_app's are; what a module first imported in the test
+    # declares stays, as the module stays imported.
+    declared = SharedTasks.save()
     with recording(wait_timeout=item.config.stash[_WAIT_TIMEOUT_KEY]) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)
         finally:
             del item.stash[RECORDER_KEY]
+            kept: set[Any] = item.config.stash.get(_SHARED_DECLARATIONS_KEY, set())
+            declared.restore(keep=kept)
             shared = item.config.stash.get(_SHARED_THREADS_KEY, set())
             for thread in threading.enumerate():
                 if thread not in before and thread not in shared:

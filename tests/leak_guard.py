@@ -191,7 +191,9 @@ def _responses_default_mock() -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (frozenset, tuple, dict, CeleryGlobals)):
+    if isinstance(a, CeleryGlobals) and isinstance(b, CeleryGlobals):
+        return vars_of(a) == vars_of(b)
+    if isinstance(a, (frozenset, tuple, dict)):
         return bool(a == b)
     return a is b
 
@@ -210,7 +212,24 @@ def _change(old: Any, new: Any) -> str:
 
 
 def vars_of(globals_: CeleryGlobals) -> dict[str, Any]:
-    return {f.name: getattr(globals_, f.name) for f in dataclasses.fields(globals_) if f.compare}
+    found = {f.name: getattr(globals_, f.name) for f in dataclasses.fields(globals_) if f.compare}
+    shared = found.pop("shared", None)
+    if shared is not None:
+        found["finalizers"] = shared.finalizers
+    return found
+
+
+def _declared_by_imports(before: CeleryGlobals, after: CeleryGlobals) -> CeleryGlobals:
+    """``after`` without the shared tasks declared by modules first imported during the
+    test: those stay declared on purpose (the module stays imported)."""
+    if before.shared is None or after.shared is None:
+        return after
+    added = after.shared.finalizers - before.shared.finalizers
+    kept = {cb for cb in added if before.shared.imported_since(cb)}
+    if not kept:
+        return after
+    shared = dataclasses.replace(after.shared, finalizers=after.shared.finalizers - kept)
+    return dataclasses.replace(after, shared=shared)
 
 
 def compare(before: Snapshot, after: Snapshot) -> list[str]:
@@ -218,6 +237,8 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
     problems: list[str] = []
     for key, old in before.values.items():
         new = after.values.get(key, old)
+        if isinstance(old, CeleryGlobals) and isinstance(new, CeleryGlobals):
+            new = _declared_by_imports(old, new)
         if not _same(old, new):
             problems.append(f"{key}: {_change(old, new)}")
     # A celery module imported during the test binds whatever the trace module held then:

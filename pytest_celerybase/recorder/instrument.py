@@ -216,6 +216,13 @@ def is_recording_class(cls: type) -> bool:
     return cls in _recording_classes
 
 
+def _skip_subclass_hook(cls: type, /, **kwargs: Any) -> None:
+    """Stands in for the parents' ``__init_subclass__`` while a recording class is made."""
+
+
+_NO_SUBCLASS_HOOK: Any = classmethod(_skip_subclass_hook)
+
+
 def _recording_subclass(cls: type, recorder: HookRecorder) -> type:
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,
@@ -223,7 +230,10 @@ def _recording_subclass(cls: type, recorder: HookRecorder) -> type:
         "__doc__": cls.__doc__,
         "__celerybase_original__": cls,
     }
-    sub = type(cls.__name__, (cls,), namespace)
+    # Not type(...): the user's metaclass and __init_subclass__ would see the recording
+    # class as one more subclass of theirs (a registry would gain one per test).
+    with _patching.patched(cls, "__init_subclass__", _NO_SUBCLASS_HOOK, owner=OWNER):
+        sub = type.__new__(type(cls), cls.__name__, (cls,), namespace)
     chains = cooperative.chains(cls, recorder)
     for hook in HOOKS:
         setattr(sub, hook, _HookDescriptor(hook, sub, chains.get(hook)))

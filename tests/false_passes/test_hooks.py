@@ -526,3 +526,115 @@ def test_it(live_worker, caplog):
 """
     )
     run().assert_outcomes(passed=1)
+
+
+# -- 11. a @shared_task module first imported inside a test ----------------------------------
+LATE_TASKS = """
+from celery import shared_task
+
+@shared_task(name="late.ping")
+def ping():
+    return "pong"
+"""
+
+
+def test_11_what_a_module_imported_in_a_test_declares_stays_declared(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(late_tasks=LATE_TASKS)
+    pytester.makepyfile(
+        test_late="""
+from celery import Celery
+
+def test_1_imports_the_module(eager_app):
+    import late_tasks
+    assert late_tasks.ping.delay().get() == "pong"
+
+def test_2_later_test_with_eager_app(eager_app):
+    from late_tasks import ping
+    assert ping.delay().get() == "pong"
+
+def test_3_later_test_with_a_plain_app():
+    app = Celery("plain", set_as_current=False)
+    app.finalize()
+    assert "late.ping" in app.tasks
+    app.close()
+"""
+    )
+    run("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_11_a_shared_task_a_function_fixture_declares_is_gone_after_its_test(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # The fixture runs before eager_app's snapshot: it took the task for the app's own.
+    pytester.makepyfile(
+        """
+import pytest
+from celery import Celery, shared_task
+
+@pytest.fixture
+def declares():
+    @shared_task(name="fx.task")
+    def task():
+        return 1
+    return task
+
+@pytest.fixture(scope="module")
+def declares_for_the_module():
+    @shared_task(name="fx.module_task")
+    def task():
+        return 2
+    return task
+
+def test_1_uses_the_fixture(declares, declares_for_the_module, eager_app):
+    assert "fx.task" in eager_app.tasks and declares.delay().get() == 1
+
+def test_2_does_not_have_it(eager_app):
+    assert "fx.task" not in eager_app.tasks
+    assert "fx.module_task" in eager_app.tasks  # a module-scoped fixture's lasts
+
+def test_3_nor_does_a_plain_app():
+    app = Celery("plain", set_as_current=False)
+    app.finalize()
+    assert "fx.task" not in app.tasks
+    app.close()
+"""
+    )
+    run("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+# -- 12. left behind by a test: the recording class in a user's subclass registry ------------
+def test_12_recording_does_not_register_classes_with_the_user_s_registries(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from celery import Task
+
+REGISTRY = []
+
+class Meta(type(Task)):
+    seen = []
+    def __init__(cls, name, bases, namespace, **kwargs):
+        super().__init__(name, bases, namespace, **kwargs)
+        Meta.seen.append(name)
+
+class Base(Task, metaclass=Meta):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        REGISTRY.append(cls)
+
+@pytest.mark.parametrize("run", range(3))
+def test_runs_a_task(eager_app, run):
+    @eager_app.task(base=Base, name="proj.registered")
+    def registered():
+        return 1
+    classes_before = (len(REGISTRY), len(Meta.seen))
+    assert registered.delay().get() == 1
+    # the task's own class was declared; running it declares nothing more
+    assert (len(REGISTRY), len(Meta.seen)) == classes_before
+"""
+    )
+    run().assert_outcomes(passed=3)
