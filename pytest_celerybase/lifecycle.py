@@ -43,7 +43,9 @@ def assert_lifecycle(task: Any, events: Sequence[str], *, task_id: str | None = 
     recorded = recorder.events_for(target.name, target.task_id)
     if [e.name for e in recorded] != expected:
         raise AssertionError(
-            mismatch_message(recorder, target, expected, recorded, "exactly", held_now())
+            mismatch_message(
+                recorder, target, expected, recorded, "exactly", held_now(), lifecycle=True
+            )
         )
 
 

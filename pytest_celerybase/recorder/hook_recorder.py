@@ -53,12 +53,24 @@ BEFORE_READ: list[Callable[[], None]] = []
 
 @dataclass(slots=True)
 class ExecutionInfo:
-    """How one task id was executed in this test (eager or worker, propagating or not)."""
+    """How one task id was executed in this test.
 
+    Noted for worker executions and for eager ones that propagate exceptions (what
+    assertions wait for or explain); a plain eager run has none.
+    """
+
+    #: The task id (retries and redeliveries reuse it).
     task_id: str
+    #: The registered task name.
     task_name: str
+    #: ``True`` when ``Task.apply`` ran it in the calling thread, ``False`` when a worker
+    #: did.
     eager: bool
+    #: ``True`` when the eager run raised out of the call (``task_eager_propagates=True``
+    #: or ``apply(throw=True)``), skipping ``on_failure``/``on_retry``/``after_return``
+    #: (celery#5666).
     propagate: bool
+    #: How many times the tracer ran this task id (each retry or redelivery adds one).
     runs: int = 0
 
 

@@ -69,15 +69,31 @@ class HookCall:
     ``on_failure`` and ``on_retry``, ``status`` (the Celery state) for ``after_return``.
     """
 
+    #: The hook's name, one of :data:`HOOKS`.
     hook: str
+    #: The registered name of the task whose hook ran.
     task_name: str
+    #: The execution's task id (eager retries and redeliveries reuse it); ``None`` if the
+    #: request had none.
     task_id: str | None
+    #: The task's positional arguments as the hook received them (a list once they went
+    #: through a message).
     args: Any = None
+    #: The task's keyword arguments as the hook received them.
     kwargs: Any = None
+    #: What the task returned (``on_success``, ``after_return``); for ``after_return``
+    #: after a failure, the exception; else ``None``.
     retval: Any = None
+    #: The exception of ``on_failure`` and ``on_retry``; else ``None``.
     exc: BaseException | None = None
+    #: The Celery state ``after_return`` received (``"SUCCESS"``, ``"FAILURE"``...);
+    #: ``None`` for the other hooks.
     status: str | None = None
+    #: Celery's ``ExceptionInfo`` (traceback included) where the hook receives one; not
+    #: compared, not in ``repr()``.
     einfo: Any = field(default=None, repr=False, compare=False)
+    #: The name of the thread that ran the hook (``"MainThread"`` for an eager run, a
+    #: worker's thread otherwise); not compared.
     thread: str = field(default="", repr=False, compare=False)
     #: The process that ran the hook (a prefork worker's child, or the test process).
     pid: int = field(default=0, repr=False, compare=False)
@@ -101,14 +117,26 @@ class LifecycleEvent:
     exception it carries (``on_failure``, ``on_retry``, ``task_failure``, ...).
     """
 
+    #: The hook's or the signal's name (:data:`HOOKS`, :data:`SIGNALS`).
     name: str
+    #: ``"hook"`` or ``"signal"``.
     kind: str
+    #: The registered name of the task the event belongs to.
     task_name: str
+    #: The execution's task id; ``None`` when the event carried none.
     task_id: str | None
+    #: Seconds since the recording (the test) started, from ``time.perf_counter()``:
+    #: events of one test compare across threads and processes.
     time: float
+    #: The process the event happened in (a prefork child, or the test process).
     pid: int
+    #: The name of the thread the event happened in.
     thread: str
+    #: The Celery state the event reports (``after_return``, ``task_postrun``), else
+    #: ``None``.
     state: str | None = field(default=None, compare=False)
+    #: The exception the event carries (``on_failure``, ``on_retry``, ``task_failure``,
+    #: ``task_retry``...), else ``None``.
     exc: BaseException | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:

@@ -20,8 +20,12 @@ __all__ = ["CapturedQuery", "QueryWindow", "SQLQueries"]
 class CapturedQuery:
     """One statement sent to the database, with its bound parameters."""
 
+    #: The SQL as sent to the driver, with its placeholders (``?`` for SQLite).
     statement: str
+    #: The bound parameters as sent to the driver: a tuple (or dict) for one execution,
+    #: a list of them for ``executemany``; ``()`` when there are none.
     parameters: Any
+    #: ``True`` when the statement ran once per parameter set.
     executemany: bool = False
 
     def __str__(self) -> str:

@@ -2,10 +2,12 @@
 
 import pytest
 from celery import group
+from celery.result import EagerResult
 from pytest_celerybase import (
     apply_and_raise,
     assert_hooks_called,
     assert_hooks_called_in_order,
+    assert_hooks_not_called,
 )
 
 SUCCESS = ["before_start", "on_success", "after_return"]
@@ -94,3 +96,25 @@ def test_apply_and_raise_not_a_task(ship):
 
 def test_apply_and_raise_with_throw(ship):
     apply_and_raise(ship, args=(1,), throw=True)
+
+
+def test_none_as_the_task(eager_app, ship):
+    ship.delay(1)
+    wanted = eager_app.tasks.get("shop.ship")  # a typo: None
+    assert_hooks_called(wanted, SUCCESS)
+
+
+def test_not_called_with_no_hooks(ship):
+    ship.delay(1)
+    assert_hooks_not_called(ship, [])
+
+
+def test_task_id_never_seen(ship):
+    ship.delay(1)
+    assert_hooks_not_called(ship, ["on_failure"], task_id="a-typo")
+
+
+def test_result_of_another_task(ship):
+    result = ship.delay(1)
+    other = EagerResult(result.id, None, "SUCCESS", name="shop.refund")
+    assert_hooks_not_called(other, ["on_failure"])
