@@ -515,10 +515,34 @@ def test_eager_failure_message_names_the_worker_difference(
     )
     result = run()
     result.assert_outcomes(failed=1)
+    # The propagation hint explains it; the parity row says the same, so it is not added.
+    result.stdout.fnmatch_lines(["*Hint: 1 execution(s) ran eagerly with exceptions propagating*"])
+    assert "known eager/worker difference" not in result.stdout.str()
+
+
+def test_worker_failure_message_names_the_eager_difference(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # Expecting what an eager run with propagation gives, on a worker: the parity row says
+    # why the worker records more.
+    pytester.makepyfile(
+        """
+        from pytest_celerybase import assert_hooks_called
+
+        def test_it(live_worker):
+            @live_worker.app.task
+            def boom():
+                raise ValueError("boom")
+
+            boom.delay().get(timeout=10, propagate=False)
+            assert_hooks_called(boom, ["before_start"])
+        """
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
     # (fnmatch reads "[...]" as a character class: match around the lists.)
     result.stdout.fnmatch_lines(
         [
-            "*Hint: 1 execution(s) ran eagerly with exceptions propagating*",
             "*Hint: this is a known eager/worker difference (raises, "
             "`task_eager_propagates=True`): eager records *'before_start'*, a worker "
             "records *'before_start', 'on_failure', 'after_return'*",
