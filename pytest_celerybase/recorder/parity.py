@@ -346,10 +346,14 @@ def known_difference(
             tuple(expected) == there_seen
         ):
             here, there = ("eager", "a worker") if eager else ("a worker", "eager")
+            check = (
+                "run the test with the live_worker fixture to check the worker's behaviour"
+                if eager
+                else "expect what a worker records: production runs on one"
+            )
             return (
                 f"this is a known eager/worker difference ({s.title}): {here} records "
                 f"{list(here_seen)}, {there} records {list(there_seen)}; {s.note}. "
-                f"See {_TABLE_DOCS}; run the test with the live_worker fixture to check "
-                "the worker's behaviour."
+                f"See {_TABLE_DOCS}; {check}."
             )
     return None

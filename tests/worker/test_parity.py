@@ -544,8 +544,9 @@ def test_worker_failure_message_names_the_eager_difference(
     result.stdout.fnmatch_lines(
         [
             "*Hint: this is a known eager/worker difference (raises, "
-            "`task_eager_propagates=True`): eager records *'before_start'*, a worker "
-            "records *'before_start', 'on_failure', 'after_return'*",
+            "`task_eager_propagates=True`): a worker records *'before_start', 'on_failure', "
+            "'after_return'*, eager records *'before_start'*; eager raises before*; expect "
+            "what a worker records: production runs on one.",
         ]
     )
 
