@@ -531,10 +531,12 @@ def test_the_rebuild_wants_every_line_outside_the_tests(rebuild: Any) -> None:
     files[users] = [head, first_test]  # the helpers page() and names() left out
     del files["examples/shop/orders.py"]
     problems = rebuild.check_pieces(files)
+    page = "def page(*users: tuple[int, str, str]) -> dict[str, Any]:"
+    line = _source(users).splitlines().index(page) + 1
     assert problems == [
         "tutorial.html: examples/shop/orders.py is not shown",
-        f"{users}: 5 line(s) outside the tests are not shown, the first is line 23: "
-        "'def page(*users: tuple[int, str, str]) -> dict[str, Any]:'",
+        f"{users}: 5 line(s) outside the tests are not shown, the first is line {line}: "
+        f"{page!r}",
     ]
 
 

@@ -6,9 +6,9 @@ import smtplib
 import sys
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 from sqlalchemy import Engine, text
 
 # The tests import the shop from the folder above them (examples/).  A project of your
@@ -62,7 +62,7 @@ class FakeSMTP:
 
 
 @pytest.fixture
-def smtp(mocker: Any) -> type[FakeSMTP]:
+def smtp(mocker: MockerFixture) -> type[FakeSMTP]:
     """Replace ``smtplib.SMTP`` for the test; ``smtp.outbox`` holds the sent mail."""
     fake = type("FakeSMTP", (FakeSMTP,), {"outbox": [], "opened": []})
     mocker.patch.object(smtplib, "SMTP", fake)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import responses
-from pytest_celerybase import assert_hooks_called
+from fakeredis import FakeRedis
+from pytest_celerybase import LiveWorker, assert_hooks_called
 from sqlalchemy import Engine
 
 from shop.tasks import price_quote, sync_users
@@ -15,7 +14,7 @@ SUCCESS = ["before_start", "on_success", "after_return"]
 
 
 def test_sync_users_on_a_live_worker(
-    live_worker: Any, shop_db: Engine, http_stub: responses.RequestsMock
+    live_worker: LiveWorker, shop_db: Engine, http_stub: responses.RequestsMock
 ) -> None:
     http_stub.get(
         USERS_URL, json={"users": [{"id": 9, "email": "w@example.com", "name": "W"}]}
@@ -29,7 +28,7 @@ def test_sync_users_on_a_live_worker(
 
 
 def test_price_quote_is_cached_across_worker_executions(
-    live_worker: Any, shop_db: Engine, fake_redis: Any
+    live_worker: LiveWorker, shop_db: Engine, fake_redis: FakeRedis
 ) -> None:
     first = price_quote.delay("mug", 2).get(timeout=10)
     second = price_quote.delay("mug", 2).get(timeout=10)

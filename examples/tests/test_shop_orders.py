@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+from celery import Celery
 from pytest_celerybase import (
+    LiveWorker,
     SentTasks,
     assert_hooks_called,
     assert_task_not_sent,
@@ -16,11 +18,15 @@ from sqlalchemy import Engine, text
 from shop.orders import REVIEW_DELAY, place_order
 from shop.tasks import ask_for_review, send_receipt
 
+if TYPE_CHECKING:
+    from conftest import FakeSMTP
+
+
 SUCCESS = ["before_start", "on_success", "after_return"]
 
 
 def test_an_order_sends_the_receipt_now_and_a_review_request_later(
-    eager_app: Any, shop_db: Engine, sent_tasks: SentTasks, smtp: Any
+    eager_app: Celery, shop_db: Engine, sent_tasks: SentTasks, smtp: type[FakeSMTP]
 ) -> None:
     order = place_order(shop_db, user_id=1, lines=[("mug", 2), ("tee", 1)])
 
@@ -31,7 +37,7 @@ def test_an_order_sends_the_receipt_now_and_a_review_request_later(
 
 
 def test_the_sent_tasks_mail_the_customer(
-    eager_app: Any, shop_db: Engine, sent_tasks: SentTasks, smtp: Any
+    eager_app: Celery, shop_db: Engine, sent_tasks: SentTasks, smtp: type[FakeSMTP]
 ) -> None:
     order = place_order(shop_db, user_id=1, lines=[("mug", 12)])
 
@@ -52,8 +58,9 @@ def test_the_sent_tasks_mail_the_customer(
 
 
 def test_an_unknown_product_sends_nothing(
-    eager_app: Any, shop_db: Engine, sent_tasks: SentTasks
+    eager_app: Celery, shop_db: Engine, sent_tasks: SentTasks
 ) -> None:
+
     with pytest.raises(LookupError, match="unknown sku 'cup'"):
         place_order(shop_db, user_id=1, lines=[("mug", 1), ("cup", 1)])
 
@@ -62,7 +69,10 @@ def test_an_unknown_product_sends_nothing(
 
 
 def test_on_a_live_worker_the_messages_are_recorded_and_delivered(
-    live_worker: Any, shop_db: Engine, sent_tasks: SentTasks, smtp: Any
+    live_worker: LiveWorker,
+    shop_db: Engine,
+    sent_tasks: SentTasks,
+    smtp: type[FakeSMTP],
 ) -> None:
     order = place_order(shop_db, user_id=1, lines=[("tee", 1)])
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
 import redis
-from pytest_celerybase import assert_hooks_called
+from celery import Celery
+from fakeredis import FakeRedis
+from pytest_celerybase import SQLQueries, assert_hooks_called
 from pytest_celerybase.bases import cache_key
+from pytest_mock import MockerFixture
 from sqlalchemy import Engine, text
 
 from shop.tasks import price_quote
@@ -20,14 +22,19 @@ SUCCESS = ["before_start", "on_success", "after_return"]
     ("qty", "percent", "total"), [(1, 0, 1200), (10, 5, 11400), (100, 15, 102000)]
 )
 def test_quantity_discounts(
-    eager_app: Any, shop_db: Engine, fake_redis: Any, qty: int, percent: int, total: int
+    eager_app: Celery,
+    shop_db: Engine,
+    fake_redis: FakeRedis,
+    qty: int,
+    percent: int,
+    total: int,
 ) -> None:
     quote = price_quote.delay("mug", qty).get()
     assert (quote["discount_percent"], quote["total_cents"]) == (percent, total)
 
 
 def test_second_quote_comes_from_the_cache(
-    eager_app: Any, shop_db: Engine, fake_redis: Any, sql_queries: Any
+    eager_app: Celery, shop_db: Engine, fake_redis: FakeRedis, sql_queries: SQLQueries
 ) -> None:
     with sql_queries.assert_num_queries(1):
         first = price_quote.delay("tee", 3).get()
@@ -50,7 +57,7 @@ def test_second_quote_comes_from_the_cache(
 
 
 def test_a_price_change_shows_once_the_entry_expires(
-    eager_app: Any, shop_db: Engine, fake_redis: Any
+    eager_app: Celery, shop_db: Engine, fake_redis: FakeRedis
 ) -> None:
     assert price_quote.delay("mug", 1).get()["total_cents"] == 1200
     with shop_db.begin() as conn:
@@ -64,7 +71,7 @@ def test_a_price_change_shows_once_the_entry_expires(
 
 
 def test_unknown_sku_fails_and_is_not_cached(
-    eager_app: Any, shop_db: Engine, fake_redis: Any
+    eager_app: Celery, shop_db: Engine, fake_redis: FakeRedis
 ) -> None:
     result = price_quote.delay("hat", 1)
 
@@ -74,11 +81,11 @@ def test_unknown_sku_fails_and_is_not_cached(
 
 
 def test_redis_down_still_prices(
-    eager_app: Any,
+    eager_app: Celery,
     shop_db: Engine,
-    fake_redis: Any,
-    sql_queries: Any,
-    mocker: Any,
+    fake_redis: FakeRedis,
+    sql_queries: SQLQueries,
+    mocker: MockerFixture,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     mocker.patch.object(fake_redis, "get", side_effect=redis.ConnectionError("refused"))

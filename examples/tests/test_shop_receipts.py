@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import smtplib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
+from celery import Celery
 from pytest_celerybase import assert_hooks_called
 from pytest_celerybase.bases import MemorySink
+from pytest_mock import MockerFixture
 from sqlalchemy import Engine, text
 
 from shop.tasks import send_receipt
+
+if TYPE_CHECKING:
+    from conftest import FakeSMTP
 
 
 def add_orders(engine: Engine, count: int) -> list[int]:
@@ -25,7 +30,7 @@ def add_orders(engine: Engine, count: int) -> list[int]:
 
 
 def test_receipt_is_sent_once(
-    eager_app: Any, shop_db: Engine, smtp: Any, metrics_sink: MemorySink
+    eager_app: Celery, shop_db: Engine, smtp: type[FakeSMTP], metrics_sink: MemorySink
 ) -> None:
     [order] = add_orders(shop_db, 1)
 
@@ -43,8 +48,9 @@ def test_receipt_is_sent_once(
 
 
 def test_a_dropped_smtp_connection_is_replaced(
-    eager_app: Any, shop_db: Engine, smtp: Any, mocker: Any
+    eager_app: Celery, shop_db: Engine, smtp: type[FakeSMTP], mocker: MockerFixture
 ) -> None:
+
     [order] = add_orders(shop_db, 1)
     send = mocker.patch.object(
         smtp,
@@ -65,7 +71,7 @@ def test_a_dropped_smtp_connection_is_replaced(
 
 
 def test_concurrent_receipts_share_at_most_four_connections(
-    eager_app: Any, shop_db: Engine, smtp: Any
+    eager_app: Celery, shop_db: Engine, smtp: type[FakeSMTP]
 ) -> None:
     orders = add_orders(shop_db, 12)
     eager_app.finalize()  # Celery builds tasks lazily, not thread-safely: do it first

@@ -7,8 +7,10 @@ from typing import Any
 
 import requests
 import responses
+from celery import Celery
 from pytest_celerybase import HookRecorder, assert_hooks_called
 from pytest_celerybase.bases import MemorySink
+from pytest_mock import MockerFixture
 from sqlalchemy import Engine, text
 
 from shop.tasks import sync_users
@@ -30,7 +32,7 @@ def names(engine: Engine) -> list[str]:
 
 
 def test_sync_inserts_and_updates_users(
-    eager_app: Any,
+    eager_app: Celery,
     shop_db: Engine,
     http_stub: responses.RequestsMock,
     metrics_sink: MemorySink,
@@ -54,7 +56,7 @@ def test_sync_inserts_and_updates_users(
 
 
 def test_transient_api_errors_are_retried_by_the_session(
-    eager_app: Any,
+    eager_app: Celery,
     shop_db: Engine,
     http_stub: responses.RequestsMock,
     hook_recorder: HookRecorder,
@@ -75,7 +77,7 @@ def test_transient_api_errors_are_retried_by_the_session(
 
 
 def test_connection_errors_are_retried_by_celery(
-    eager_app: Any,
+    eager_app: Celery,
     shop_db: Engine,
     http_stub: responses.RequestsMock,
     metrics_sink: MemorySink,
@@ -91,7 +93,10 @@ def test_connection_errors_are_retried_by_celery(
 
 
 def test_a_dropped_database_connection_is_retried(
-    eager_app: Any, shop_db: Engine, http_stub: responses.RequestsMock, mocker: Any
+    eager_app: Celery,
+    shop_db: Engine,
+    http_stub: responses.RequestsMock,
+    mocker: MockerFixture,
 ) -> None:
     http_stub.get(USERS_URL, json=page((5, "ed@example.com", "Ed")))
     http_stub.get(USERS_URL, json=page((5, "ed@example.com", "Ed")))
@@ -114,7 +119,7 @@ def test_a_dropped_database_connection_is_retried(
 
 
 def test_the_api_being_down_fails_the_task(
-    eager_app: Any,
+    eager_app: Celery,
     shop_db: Engine,
     http_stub: responses.RequestsMock,
     metrics_sink: MemorySink,

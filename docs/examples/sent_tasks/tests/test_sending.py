@@ -18,6 +18,7 @@ from accounts import (
     start_trial,
     transaction,
 )
+from celery import Celery
 from pytest_celerybase import SentTasks, assert_task_not_sent, assert_task_sent
 
 
@@ -28,7 +29,7 @@ def accounts() -> Accounts:
 
 # -- 1. a view that sends: assert what it sent -----------------------------------------
 def test_signup_sends_the_welcome_mail(
-    eager_app: Any, sent_tasks: SentTasks, accounts: Accounts
+    eager_app: Celery, sent_tasks: SentTasks, accounts: Accounts
 ) -> None:
     response = signup_view(accounts, "ada@example.com")
 
@@ -37,7 +38,7 @@ def test_signup_sends_the_welcome_mail(
 
 
 def test_a_bad_email_sends_nothing(
-    eager_app: Any, sent_tasks: SentTasks, accounts: Accounts
+    eager_app: Celery, sent_tasks: SentTasks, accounts: Accounts
 ) -> None:
     response = signup_view(accounts, "not-an-email")
 
@@ -47,7 +48,7 @@ def test_a_bad_email_sends_nothing(
 
 # -- 2. a service that chains with countdowns: assert the options, then run() ----------
 def test_the_trial_sends_its_mails_a_day_and_two_weeks_apart(
-    eager_app: Any, sent_tasks: SentTasks
+    eager_app: Celery, sent_tasks: SentTasks
 ) -> None:
     start_trial(7)
 
@@ -86,7 +87,7 @@ def capture_on_commit_callbacks() -> Callable[..., Any]:
 
 
 def test_the_welcome_mail_waits_for_the_commit(
-    eager_app: Any,
+    eager_app: Celery,
     sent_tasks: SentTasks,
     accounts: Accounts,
     capture_on_commit_callbacks: Callable[..., Any],
