@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pytest_celerybase.errors import HeldMessageError as HeldMessageError
     from pytest_celerybase.errors import NoActiveRecorderError as NoActiveRecorderError
     from pytest_celerybase.errors import NoSentTasksError as NoSentTasksError
+    from pytest_celerybase.errors import RealBrokerWarning as RealBrokerWarning
     from pytest_celerybase.errors import RunawayTasksError as RunawayTasksError
     from pytest_celerybase.errors import UnregisteredSentTaskError as UnregisteredSentTaskError
     from pytest_celerybase.errors import UnregisteredTaskError as UnregisteredTaskError
@@ -82,6 +83,7 @@ _EXPORTS = {
     "HeldMessageError": "errors",
     "NoActiveRecorderError": "errors",
     "NoSentTasksError": "errors",
+    "RealBrokerWarning": "errors",
     "RunawayTasksError": "errors",
     "UnregisteredSentTaskError": "errors",
     "UnregisteredTaskError": "errors",

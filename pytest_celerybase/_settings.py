@@ -27,6 +27,7 @@ __all__ = [
     "CELERYBASE_MARKER",
     "HTTP_STUB_MARKER",
     "HttpStubOptions",
+    "check_project_app",
     "eager_app_setup",
     "fail_on_bad_config",
     "http_stub_options",
@@ -103,6 +104,19 @@ def _celery_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any
     )
     settings.update(validate_config(marked))
     return settings
+
+
+def check_project_app(config: pytest.Config) -> None:
+    """Load the app the ``celerybase_app`` ini key names once, before any test: a wrong
+    value is one usage error for the run, not one error per test."""
+    from pytest_celerybase.apps.isolated import load_app
+
+    path = config.getini("celerybase_app")
+    if path:
+        try:
+            load_app(path)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _project_app(request: pytest.FixtureRequest) -> Celery | None:

@@ -14,6 +14,7 @@ __all__ = [
     "HeldMessageError",
     "NoActiveRecorderError",
     "NoSentTasksError",
+    "RealBrokerWarning",
     "RunawayTasksError",
     "UnregisteredSentTaskError",
     "UnregisteredTaskError",
@@ -24,6 +25,11 @@ __all__ = [
 
 class CelerybaseWarning(UserWarning):
     """A test's records were affected by something outside it (see the message)."""
+
+
+class RealBrokerWarning(CelerybaseWarning):
+    """A test sends a task to a broker outside the test (a project app the plugin was not
+    given: the ``celerybase_app`` ini key)."""
 
 
 # -- recording ---------------------------------------------------------------------------

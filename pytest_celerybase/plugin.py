@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
+from pytest_celerybase._settings import (
+    CELERYBASE_MARKER,
+    HTTP_STUB_MARKER,
+    check_project_app,
+    wait_timeout,
+)
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
     celerybase_config,
@@ -76,6 +81,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_WAIT_TIMEOUT_KEY] = wait_timeout(config)
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After collection: the project's modules are importable then, as in its tests.
+    if any(
+        {"eager_app", "live_worker"}.intersection(getattr(item, "fixturenames", ()))
+        for item in session.items
+    ):
+        check_project_app(session.config)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -65,8 +65,14 @@ def load_app(path: str) -> Celery:
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if n[:1] != "_"])
+            apps = [n for n in dir(module) if isinstance(getattr(module, n, None), Celery)]
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            if apps:
+                hint += f" (Celery apps in it: {', '.join(apps)})"
             raise ValueError(
-                f"celerybase_app = {path!r}: module {module_name!r} has no attribute {attr!r}"
+                f"celerybase_app = {path!r}: module {module_name!r} has no attribute "
+                f"{attr!r}{hint}"
             ) from None
     if not isinstance(obj, Celery):
         raise TypeError(

@@ -166,7 +166,12 @@ def test_2_restored():
         (
             "proj_app:missing",
             "ValueError: celerybase_app = 'proj_app:missing': module 'proj_app' "
-            "has no attribute 'missing'",
+            "has no attribute 'missing' (Celery apps in it: app)",
+        ),
+        (
+            "proj_app:ap",
+            "ValueError: celerybase_app = 'proj_app:ap': module 'proj_app' has no attribute "
+            "'ap'; did you mean 'app'? (Celery apps in it: app)",
         ),
         (
             "proj_app:NOT_AN_APP",
@@ -176,11 +181,16 @@ def test_2_restored():
     ],
 )
 def test_bad_ini_app(pytester: pytest.Pytester, run: RunPytest, value: str, error: str) -> None:
-    pytester.makepyfile(proj_app="NOT_AN_APP = 3\n", test_it="def test_it(eager_app):\n    pass\n")
+    # One usage error for the run, before any test: not one error per test.
+    pytester.makepyfile(
+        proj_app="from celery import Celery\napp = Celery('proj')\nNOT_AN_APP = 3\n",
+        test_it="def test_1(eager_app):\n    pass\n\ndef test_2(eager_app):\n    pass\n",
+    )
     pytester.makeini(f"[pytest]\ncelerybase_app = {value}\n")
     result = run()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"eager_app: {error}"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {error.partition(': ')[2]}"])
+    assert "test_1" not in result.stdout.str()
 
 
 def test_bad_wait_timeout_ini(pytester: pytest.Pytester, run: RunPytest) -> None:
