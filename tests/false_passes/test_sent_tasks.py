@@ -316,3 +316,48 @@ def test_what_did_not_happen_fails(pytester: pytest.Pytester, run: RunPytest, ca
     result = run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"E       {first}", *([second] if second else [])])
+
+
+# -- item 12: Celery.send_task left wrapped -----------------------------------------------
+PATCHERS = {
+    "monkeypatch": "monkeypatch.setattr(Celery, 'send_task', spy)",
+    "mocker": "mocker.patch.object(Celery, 'send_task', spy)",
+}
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        "patcher, eager_app, sent_tasks",
+        "eager_app, patcher, sent_tasks",
+        "eager_app, sent_tasks, patcher",
+    ],
+)
+@pytest.mark.parametrize("patcher", PATCHERS)
+def test_send_task_is_restored_when_the_test_patched_it_too(
+    pytester: pytest.Pytester, run: RunPytest, order: str, patcher: str
+) -> None:
+    # Left wrapped before with the first order: sent_tasks' teardown found the test's
+    # patch in place and kept its own, which the patcher's undo then put back for good.
+    fixtures = order.replace("patcher", patcher)
+    pytester.makepyfile(
+        f"""
+from celery import Celery
+
+ORIGINAL = Celery.send_task
+
+def test_patches({fixtures}):
+    calls = []
+    wrapped = Celery.send_task
+    def spy(self, name, *args, **kwargs):
+        calls.append(name)
+        return wrapped(self, name, *args, **kwargs)
+    {PATCHERS[patcher]}
+    eager_app.send_task("shop.audit")
+    assert calls == ["shop.audit"] and len(sent_tasks) == 1
+
+def test_next_test_sees_celery_as_it_was():
+    assert Celery.send_task is ORIGINAL, Celery.send_task.__qualname__
+"""
+    )
+    run("-p", "no:randomly").assert_outcomes(passed=2)
