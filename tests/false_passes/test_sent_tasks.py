@@ -368,3 +368,34 @@ def test_next_test_sees_celery_as_it_was():
 """
     )
     run("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_delivered_messages_compare_types_too(pytester: pytest.Pytester, run: RunPytest) -> None:
+    """With a worker in the test the messages are delivered, and the records keep the
+    caller's objects: both sides go through the serializer before the strict comparison."""
+    pytester.makepyfile(
+        """
+from pytest_celerybase import assert_task_not_sent, assert_task_sent
+
+def test_user(live_worker, sent_tasks):
+    @live_worker.app.task(name="shop.setflag")
+    def setflag(*args, **kwargs):
+        return None
+
+    setflag.apply_async((1, (2, 0)), {"force": 0}, headers={"ids": (1,)}).get(timeout=10)
+    assert_task_sent(setflag, [1, [2, 0]], {"force": 0}, headers={"ids": [1]})
+    assert_task_not_sent(setflag, (1, (2, False)))
+    assert_task_not_sent(setflag, kwargs={"force": False})
+    assert_task_not_sent(setflag, headers={"ids": [True]})
+    assert_task_sent(setflag, (True, (2, 0)))
+"""
+    )
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            ">       assert_task_sent(setflag, (True, (2, 0)))",
+            "E         + args=(1, (2, 0)) (equal with ==, but the message has 1, an int, where "
+            "True, a bool, was expected)",
+        ]
+    )
