@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import functools
 import importlib
 import threading
