@@ -10,6 +10,7 @@ what is valid (:func:`fail_on_bad_config`), never a traceback into the plugin.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,11 @@ def wait_timeout(config: pytest.Config) -> float:
         raise pytest.UsageError(
             f"celerybase_wait_timeout must be a number of seconds, got {raw!r}"
         ) from None
+    if not math.isfinite(value):
+        # inf overflows threading's timeout later; nan compares false and waits forever.
+        raise pytest.UsageError(
+            f"celerybase_wait_timeout must be a finite number of seconds, got {raw!r}"
+        )
     if value < 0:
         raise pytest.UsageError(f"celerybase_wait_timeout must be >= 0, got {raw!r}")
     return value
@@ -93,7 +99,7 @@ def _marker_kwargs(node: pytest.Item, name: str, what: str, example: str) -> dic
 
 
 def _celery_settings(request: pytest.FixtureRequest, base: Any) -> dict[str, Any]:
-    from pytest_celerybase.apps.isolated import validate_config
+    from pytest_celerybase.apps.config_check import validate_config
 
     settings = validate_config(base)
     marked = _marker_kwargs(
@@ -130,8 +136,19 @@ def eager_app_setup(
     request: pytest.FixtureRequest, config: Any
 ) -> tuple[dict[str, Any], Celery | None]:
     """``eager_app``'s Celery settings and the project app (``None``: a fresh app)."""
+    from pytest_celerybase.apps.config_check import worker_only
+
     with fail_on_bad_config("eager_app"):
-        return _celery_settings(request, config), _project_app(request)
+        settings = _celery_settings(request, config)
+        ignored = worker_only(settings)
+        if ignored:
+            # eager_app runs no worker: such a setting would change nothing in the test.
+            what = "is a worker setting" if len(ignored) == 1 else "are worker settings"
+            raise ValueError(
+                f"{', '.join(ignored)} {what}, which eager_app (no worker) would ignore; "
+                "use live_worker to test it, or set it only for the live_worker tests"
+            )
+        return settings, _project_app(request)
     raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_celerybase import _patching
 from pytest_celerybase._settings import (
     CELERYBASE_MARKER,
     HTTP_STUB_MARKER,
@@ -38,6 +39,7 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
 from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
 if TYPE_CHECKING:
+    from pytest_celerybase.apps.request_stacks import RequestStacks
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
 
 # The recorder and the report are imported in the hooks that use them, not at start-up:
@@ -51,6 +53,7 @@ _SHARED_THREADS_KEY = pytest.StashKey[set[threading.Thread]]()
 # Shared tasks declared by fixtures broader than a test: they stay declared after it.
 _SHARED_DECLARATIONS_KEY = pytest.StashKey[set[Any]]()
 _WAIT_TIMEOUT_KEY = pytest.StashKey[float]()
+_REQUESTS_KEY = pytest.StashKey["RequestStacks"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,6 +143,19 @@ def pytest_fixture_setup(
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Before the first test's fixtures: a request a fixture or a test pushes on a task
+    # (task.push_request) and leaves there is popped once that test is torn down.  Saved
+    # once: each teardown puts this thread's stacks back to it, so every test starts
+    # from it (one scan of the tasks per test instead of two).
+    if _REQUESTS_KEY not in item.config.stash:
+        from pytest_celerybase.apps.request_stacks import RequestStacks
+
+        item.config.stash[_REQUESTS_KEY] = RequestStacks.save()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     try:
         return (yield)
@@ -148,6 +164,13 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             # eager_app's app is rolled back once every fixture of the test has been torn
             # down: a fixture set up before it (monkeypatch) undoes its change after it.
             run_deferred_restores(item.config)
+            # Likewise for our patches: one the test had monkeypatched over (Celery.send_task
+            # under sent_tasks) stayed pending; that monkeypatch's undo has now put our value
+            # back, so it can be undone at last.
+            _patching.settle()
+            requests: RequestStacks | None = item.config.stash.get(_REQUESTS_KEY, None)
+            if requests is not None:
+                requests.restore()
         finally:
             recorder = item.stash.get(RECORDER_KEY, None)
             if recorder is not None:
@@ -161,6 +184,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
         return (yield)
     finally:
         run_deferred_restores(session.config)
+        _patching.settle()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase.apps.app_state import AppState, forget_producer_pool
 from pytest_celerybase.apps.celery_globals import CeleryGlobals, celery_globals_restored
+from pytest_celerybase.apps.config_check import validate_config
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -79,41 +80,6 @@ def load_app(path: str) -> Celery:
             f"celerybase_app = {path!r} names a {type(obj).__name__}, not a celery.Celery app"
         )
     return obj
-
-
-def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``config`` as a dict; reject keys that look like misspelled Celery settings.
-
-    Unknown keys without a close match pass through: apps may carry their own settings.
-    """
-    if not isinstance(config, Mapping):
-        raise TypeError(
-            f"Celery config must be a mapping of setting names to values, "
-            f"got {type(config).__name__}: {config!r}"
-        )
-    if not config:
-        return {}
-    known = _known_settings()
-    for key in config:
-        if not isinstance(key, str):
-            raise TypeError(f"Celery setting names must be str, got {key!r}")
-        if key in known or key.isupper() or key.startswith("celerybase_"):
-            continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
-        if close:
-            raise ValueError(
-                f"unknown Celery setting {key!r} (did you mean {close[0]!r}?); "
-                "see https://docs.celeryq.dev/en/stable/userguide/configuration.html"
-            )
-    return dict(config)
-
-
-@functools.cache
-def _known_settings() -> frozenset[str]:
-    """Every Celery setting name (new style), computed once: validate_config runs per test."""
-    from celery.app.defaults import NAMESPACES, flatten
-
-    return frozenset(key for key, _ in flatten(NAMESPACES))
 
 
 @contextlib.contextmanager

@@ -55,8 +55,7 @@ def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None
     from celery.result import AsyncResult, ResultBase
 
     recorder = recorder or current_recorder()
-    if task_id is not None and not isinstance(task_id, str):
-        raise TypeError(f"task_id must be a str, got {type(task_id).__name__} {task_id!r}")
+    _check_task_id(task_id)
     if isinstance(task, str):
         if not task:
             raise ValueError("task name must not be empty")
@@ -90,6 +89,13 @@ def resolve(task: Any, task_id: str | None, recorder: HookRecorder | None = None
     )
 
 
+def _check_task_id(task_id: Any) -> None:
+    """``TypeError`` unless ``task_id`` is ``None`` or a str (ids are compared as str)."""
+    __tracebackhide__ = True
+    if task_id is not None and not isinstance(task_id, str):
+        raise TypeError(f"task_id must be a str, got {type(task_id).__name__} {task_id!r}")
+
+
 def settled(task: Any, task_id: str | None) -> tuple[HookRecorder, Target]:
     """The current recorder and the resolved target, once a live worker has finished it.
 
@@ -101,6 +107,7 @@ def settled(task: Any, task_id: str | None) -> tuple[HookRecorder, Target]:
     __tracebackhide__ = True
     recorder = current_recorder()
     if task is ALL:
+        _check_task_id(task_id)  # hook_calls(task_id=42) would select nothing, silently
         described = "the test's executions" if task_id is None else f"execution {task_id}"
         target = Target(None, task_id, described)
         strays: dict[tuple[str, str], int] = {}

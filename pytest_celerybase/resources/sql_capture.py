@@ -136,10 +136,19 @@ class SQLQueries:
         block ran, with its parameters; the ``as`` target is the
         :class:`~pytest_celerybase.resources.sql_capture.QueryWindow`.
         """
+        __tracebackhide__ = True
+        _check_count("assert_num_queries", num)
+        if not isinstance(exact, bool):
+            raise TypeError(
+                f"assert_num_queries(exact=...) takes a bool, got {type(exact).__name__}: "
+                f"{exact!r}"
+            )
         return QueryWindow(self, num, exact=exact)
 
     def assert_max_num_queries(self, num: int) -> QueryWindow:
         """``with`` block that fails if it executes more than ``num`` queries."""
+        __tracebackhide__ = True
+        _check_count("assert_max_num_queries", num)
         return QueryWindow(self, num, exact=False)
 
     def close(self) -> None:
@@ -150,6 +159,19 @@ class SQLQueries:
             listening, self._listening = self._listening, False
         if listening:
             event.remove(self.engine, "before_cursor_execute", self._capture)
+
+
+def _check_count(method: str, num: Any) -> None:
+    """A count of queries is an int >= 0: "2" would compare unequal to every count and
+    fail with "expected 2 but 2 were done", True would count as 1."""
+    __tracebackhide__ = True
+    if isinstance(num, bool) or not isinstance(num, int):
+        raise TypeError(
+            f"{method}() takes the number of queries as an int >= 0, got "
+            f"{type(num).__name__}: {num!r}"
+        )
+    if num < 0:
+        raise ValueError(f"{method}() takes the number of queries as an int >= 0, got {num}")
 
 
 def _plural(num: int) -> str:

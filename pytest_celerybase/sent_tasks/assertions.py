@@ -23,10 +23,13 @@ def assert_task_sent(
     """Assert a message of ``task`` was sent in this test (``sent_tasks`` captures them).
 
     ``task`` is a task or a task name.  ``args``/``kwargs`` must equal the message's
-    exactly (omitted: any); options match what the caller meant: ``countdown=10`` a
+    exactly, each value as its own type at every depth (``True`` is not ``1`` nor
+    ``1.0``; only the serializer's round trip is allowed for, e.g. JSON's tuples as
+    lists); omitted: any.  Options match what the caller meant: ``countdown=10`` a
     message whose eta is 10 s after it was sent (within 1 s), ``eta=``, ``expires=``,
     ``queue=`` (where Celery routed it), ``priority=``, ``headers=`` (a subset), ``link=``
-    ... (``sent_tasks.filter`` takes the same).  ``count=n``: exactly ``n`` messages
+    ... (``sent_tasks.filter`` takes the same); ``None`` (and ``[]`` for ``link=`` /
+    ``link_error=``) means the message has none.  ``count=n``: exactly ``n`` messages
     match; by default at least one.
     """
     __tracebackhide__ = True

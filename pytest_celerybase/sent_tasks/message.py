@@ -136,10 +136,13 @@ class SentTask:
         return self.captured.exchange
 
     @property
-    def priority(self) -> int | None:
-        """The message priority, or ``None``."""
-        value = (self.captured.properties or {}).get("priority")
-        return None if value is None else int(value)
+    def priority(self) -> Any:
+        """The message priority (an int as Celery sends it), or ``None``.
+
+        As sent, not converted: ``priority=True`` reaches the broker as ``True``, and
+        ``assert_task_sent(priority=1)`` must not match it as if it were ``1``.
+        """
+        return (self.captured.properties or {}).get("priority")
 
     @property
     def callbacks(self) -> list[dict[str, Any]]:

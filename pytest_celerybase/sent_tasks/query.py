@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase.apps.names import unknown_name_hint
+from pytest_celerybase.sent_tasks.values import same_value, strictly_equal, type_note
 
 if TYPE_CHECKING:
     from pytest_celerybase.sent_tasks.message import SentTask
@@ -72,8 +73,14 @@ def _check_attribute(attr: str) -> _Check:
     def check(record: SentTask, expected: Any) -> str | None:
         actual = getattr(record, attr)
         if attr == "exchange":
-            expected = getattr(expected, "name", expected)
-        return None if actual == expected else f"{attr}={actual!r}"
+            # None and "" both mean the default (nameless) exchange: the message went
+            # straight to the queue named by its routing key.
+            expected = getattr(expected, "name", expected) or None
+            actual = actual or None
+        # Strict: priority=1 is not a message whose priority is True.
+        if strictly_equal(expected, actual):
+            return None
+        return f"{attr}={actual!r}{type_note(expected, actual)}"
 
     return check
 
@@ -83,21 +90,30 @@ def _check_header(header: str, option: str, index: int | None = None) -> _Check:
         actual = record.fields().get(header)
         if index is not None:
             actual = (actual or (None, None))[index]
-        if header == "retries":
-            actual = actual or 0
-        return None if actual == expected else f"{option}={actual!r}"
+            # Time limits are durations: 30 and 30.0 seconds are the same limit.
+            same = actual == expected and not isinstance(actual, bool)
+        else:
+            if header == "retries":
+                actual = actual or 0
+            same = strictly_equal(expected, actual)  # ignore_result=True is not 1
+        return None if same else f"{option}={actual!r}{type_note(expected, actual)}"
 
     return check
 
 
 def _check_headers(record: SentTask, expected: Any) -> str | None:
     headers = record.headers
-    wrong = {k: headers.get(k, _MISSING) for k, v in expected.items()}
-    wrong = {k: v for k, v in wrong.items() if v is _MISSING or v != expected[k]}
+    serializer = record.serializer
+    wrong = {k: headers.get(k, _MISSING) for k in expected}
+    wrong = {
+        k: v for k, v in wrong.items()
+        if v is _MISSING or not same_value(expected[k], v, serializer, decoded=False)
+    }  # fmt: skip
     if not wrong:
         return None
     shown = {k: ("(absent)" if v is _MISSING else v) for k, v in wrong.items()}
-    return f"headers {shown!r}"
+    notes = "".join(type_note(expected[k], v) for k, v in wrong.items() if v is not _MISSING)
+    return f"headers {shown!r}{notes}"
 
 
 def _check_links(key: str) -> _Check:
@@ -105,22 +121,27 @@ def _check_links(key: str) -> _Check:
 
     def check(record: SentTask, expected: Any) -> str | None:
         actual = record.callbacks if embed_key == "callbacks" else record.errbacks
-        for want in _as_list(expected):
-            if not any(_link_matches(want, sig) for sig in actual):
-                names = [str(s.get("task")) for s in actual]
+        names = [str(s.get("task")) for s in actual]
+        wanted = _as_list(expected)
+        if not wanted:  # link=None / link=[]: the message carries none
+            return None if not actual else f"{key}={names!r}"
+        for want in wanted:
+            if not any(_link_matches(want, sig, record) for sig in actual):
                 return f"{key}={names!r}" if names else f"no {key}"
         return None
 
     return check
 
 
-def _link_matches(want: Any, sig: Any) -> bool:
+def _link_matches(want: Any, sig: Any, record: SentTask) -> bool:
     name = want if isinstance(want, str) else getattr(want, "name", None)
-    if isinstance(want, Mapping):  # a Signature
+    if isinstance(want, Mapping):  # a Signature: its arguments count, as their own types
         name = want.get("task")
-        if tuple(want.get("args") or ()) != tuple(sig.get("args") or ()):
+        if not _same_arguments(list(want.get("args") or ()), list(sig.get("args") or ()),
+                               record):  # fmt: skip
             return False
-        if dict(want.get("kwargs") or {}) != dict(sig.get("kwargs") or {}):
+        if not _same_arguments(dict(want.get("kwargs") or {}), dict(sig.get("kwargs") or {}),
+                               record):  # fmt: skip
             return False
     return bool(sig.get("task") == name)
 
@@ -188,6 +209,13 @@ def _check_option_value(key: str, value: Any, caller: str) -> None:
         raise TypeError(f"{caller}: {key}= takes {label}, got the bool {value!r}")
     if not isinstance(value, types):
         raise TypeError(f"{caller}: {key}= takes {label}, got {type(value).__name__}: {value!r}")
+    if key == "headers" and not value:
+        # A subset check of nothing would match every message, also one carrying headers
+        # the test meant to rule out.
+        raise ValueError(
+            f"{caller}: headers={{}} would match every message (headers= lists the headers "
+            "a message must include); name the headers to check, e.g. headers={'tenant': 'eu'}"
+        )
     if key == "serializer":
         from kombu.serialization import registry
 
@@ -197,6 +225,8 @@ def _check_option_value(key: str, value: Any, caller: str) -> None:
 
 
 def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -263,10 +293,16 @@ class Query:
         diffs: list[tuple[str, str]] = []
         if self.name is not None and record.name != self.name:
             diffs.append((f"task {self.name!r}", f"task {record.name!r}"))
-        if self.args is not None and not _same_arguments(self.args, record.args, record):
-            diffs.append((f"args={self.args!r}", f"args={record.args!r}"))
-        if self.kwargs is not None and not _same_arguments(self.kwargs, record.kwargs, record):
-            diffs.append((f"kwargs={self.kwargs!r}", f"kwargs={record.kwargs!r}"))
+        if self.args is not None:
+            args = record.args
+            if not _same_arguments(list(self.args), list(args), record):
+                note = type_note(self.args, args)
+                diffs.append((f"args={self.args!r}", f"args={args!r}{note}"))
+        if self.kwargs is not None:
+            kwargs = record.kwargs
+            if not _same_arguments(self.kwargs, kwargs, record):
+                note = type_note(self.kwargs, kwargs)
+                diffs.append((f"kwargs={self.kwargs!r}", f"kwargs={kwargs!r}{note}"))
         for key, expected in self.options.items():
             sent = _CHECKS[key](record, expected)
             if sent is not None:
@@ -287,30 +323,9 @@ class Query:
 
 
 def _same_arguments(expected: Any, actual: Any, record: SentTask) -> bool:
-    if expected == actual:
-        return True
-    # What the caller wrote may differ from what the worker decodes only by the
-    # serializer's round trip (JSON makes tuples lists): compare after the same trip.
-    serializer = record.serializer
-    if serializer is None:
-        return False
-    from kombu import serialization
-
-    dumps: Any = serialization.dumps
-    loads: Any = serialization.loads
-    plain = expected if isinstance(expected, dict) else list(expected)
-    try:
-        content_type, encoding, data = dumps(plain, serializer=serializer)
-        trip = loads(data, content_type, encoding, accept=[content_type])
-        if record.held:
-            return bool(trip == (actual if isinstance(expected, dict) else list(actual)))
-        # Delivered: the message kept the caller's objects; trip them the same way.
-        content_type, encoding, data = dumps(
-            actual if isinstance(expected, dict) else list(actual), serializer=serializer
-        )
-        return bool(trip == loads(data, content_type, encoding, accept=[content_type]))
-    except Exception:  # what the serializer cannot encode cannot have been sent as such
-        return False
+    """Arguments (a list, or a dict) compared as their own types, as a worker decodes
+    them (a held message is decoded already; a delivered one kept the caller's objects)."""
+    return same_value(expected, actual, record.serializer, decoded=record.held)
 
 
 def _task_name(task: Any, sent: Iterable[SentTask], caller: str) -> str:
@@ -337,5 +352,3 @@ def _task_name(task: Any, sent: Iterable[SentTask], caller: str) -> str:
             f"in this test{hint}"
         )
     return task
-
-

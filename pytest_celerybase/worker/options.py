@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_START_TIMEOUT",
     "DEFAULT_STOP_TIMEOUT",
     "LIVE_DEFAULTS",
+    "OPTION_KEYS",
     "RESULT_BACKEND_ENV",
     "SUPPORTED_POOLS",
     "WorkerOptions",
@@ -60,8 +61,11 @@ LIVE_DEFAULTS: dict[str, Any] = {
 #: Seconds a live worker may take to start consuming / to stop (running tasks included).
 DEFAULT_START_TIMEOUT = 10.0
 DEFAULT_STOP_TIMEOUT = 10.0
-# Worker options that are ours, not Celery settings (taken out of the app config).
-_OPTION_KEYS = ("celerybase_worker_start_timeout", "celerybase_worker_stop_timeout")
+#: Worker options that are ours, not Celery settings (taken out of the app config).
+OPTION_KEYS: tuple[str, ...] = (
+    "celerybase_worker_start_timeout",
+    "celerybase_worker_stop_timeout",
+)
 
 
 def live_defaults(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -115,7 +119,7 @@ def worker_options(settings: Mapping[str, Any]) -> tuple[dict[str, Any], WorkerO
             "eager_app for eager tests)"
         )
     timeouts: dict[str, float] = {}
-    for key in _OPTION_KEYS:
+    for key in OPTION_KEYS:
         if key in celery_settings:
             value = celery_settings.pop(key)
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

@@ -43,17 +43,17 @@ def celerybase_config():
         """
 import pytest
 
-pytestmark = pytest.mark.celerybase(task_default_queue="from-module", worker_prefetch_multiplier=3)
+pytestmark = pytest.mark.celerybase(task_default_queue="from-module", result_expires=3)
 
 def test_module_marker(eager_app):
     assert eager_app.conf.task_default_queue == "from-module"
     assert eager_app.conf.task_eager_propagates is True
-    assert eager_app.conf.worker_prefetch_multiplier == 3
+    assert eager_app.conf.result_expires == 3
 
 @pytest.mark.celerybase(task_default_queue="from-test")
 def test_closest_marker_wins(eager_app):
     assert eager_app.conf.task_default_queue == "from-test"
-    assert eager_app.conf.worker_prefetch_multiplier == 3
+    assert eager_app.conf.result_expires == 3
 """
     )
     run("--strict-markers").assert_outcomes(passed=2)

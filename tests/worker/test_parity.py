@@ -323,7 +323,8 @@ MODES: dict[str, dict[str, Any]] = {
 # final state (measured: ~7% of runs, get() then waits forever).  See the manual's
 # live_worker how-to.
 RETRYING = {"retry_success", "retry_propagating", "retries_exhausted", "autoretry_backoff"}
-# Settings a scenario needs in every mode (a worker setting is ignored eagerly).
+# Settings a scenario needs (worker settings only in the worker modes: eager_app refuses
+# them, since they would change nothing there).
 SETTINGS: dict[str, dict[str, Any]] = {
     "raises_propagating": {"task_eager_propagates": True},  # a worker must ignore it
     "retry_propagating": {"task_eager_propagates": True},
@@ -352,6 +353,8 @@ def _params() -> list[Any]:
             if expected_outcome(scenario, mode).state == CANNOT_RUN:
                 continue  # e.g. no child process to kill: nothing to measure
             config = {**settings, **SETTINGS.get(scenario.key, {})}
+            if mode == "eager":
+                config = {k: v for k, v in config.items() if not k.startswith("worker_")}
             params.append(
                 pytest.param(
                     scenario,
