@@ -298,7 +298,8 @@ class _LifecycleCoverageHooks:
         lines = render(self.coverage, failing=self.failing, tests_failed=failed,
                        summary_only=not self.show)  # fmt: skip
         if self.written is not None:
-            lines.append(f"JSON written to {self.json_path}")
+            lines += ["", f"JSON written to {self.json_path}"] if self.show else [
+                f"JSON written to {self.json_path}"]
         terminalreporter.write_sep("=", SECTION)
         for line in lines:
             terminalreporter.write_line(line)

@@ -174,7 +174,9 @@ class LifecycleCoverage:
                 app.loader.import_default_modules()
                 tasks = dict(app.tasks)
         except Exception as exc:  # the report says so; the session goes on
-            self.problems.append(f"celerybase_app = {path!r}: {type(exc).__name__}: {exc}")
+            self.problems.append(
+                f"the project app's tasks are not listed: {type(exc).__name__}: {exc}"
+            )
             return
         self.add_registered(tasks)
 
