@@ -20,8 +20,18 @@ recorder's log into a ``TestTally`` and add it to the session's ``LifecycleCover
   ``__call__``, whose every run is noted while coverage is on: the only extra work during
   the calls themselves).
 
+* ``pytest_per_test``: whole pytest runs (subprocesses, as in ``benchmarks/run.py``'s
+  ``eager_app_per_test``): the marginal CPU time of a test using ``eager_app`` and making
+  one eager call, ``(time of 600 tests - time of 100) / 500``, with and without
+  ``--celerybase-coverage``, interleaved; what a user's suite pays per test, the plugin's
+  hooks for the option included.  ``--no-pytest`` skips it.
+
 Printed: JSON with, per shape and base, the median of the per-round ratios on/off and the
-per-call microseconds behind them.
+per-call microseconds behind them, and ``tally_us``: the part of an "on" call spent
+reading and adding up the records (timed inside the same blocks), with ``tally_share``,
+that time over an "off" call.  On a busy machine the ratio of two whole blocks moves by a
+percent or more from run to run; the tally's share is the steadier figure of what
+coverage adds.
 """
 
 from __future__ import annotations
@@ -97,21 +107,31 @@ def _measure(task: Any, per: int, calls: int, rounds: int) -> dict[str, float]:
                     task.apply((1, 2))
         return (clock() - start) / (per * blocks)
 
+    counting: list[float] = []  # per call: the tally's share of each "on" block
+
     def on() -> float:
         start = clock()
+        spent = 0.0
         for _ in range(blocks):
             with recording(watch_overrides=True) as recorder:
                 for _ in range(per):
                     task.apply((1, 2))
                 # what the plugin does when the test's teardown is over
+                begin = clock()
                 tally = TestTally()
                 tally.read(recorder)
                 classes = {str(t.name): c for t, c, _ in recorder.instrumented.values()}
                 coverage.add_test(tally, classes)
+                spent += clock() - begin
+        counting.append(spent / (per * blocks))
         return (clock() - start) / (per * blocks)
 
     result = _interleaved(off, on, rounds)
     assert coverage.classes, "coverage counted nothing: the measurement would be void"
+    # The tally alone, timed inside the same blocks: a figure the machine's noise hardly
+    # moves (the ratio of two whole blocks moves by a percent or more on a busy machine).
+    result["tally_us"] = round(statistics.median(counting) * 1e6, 3)
+    result["tally_share"] = round(statistics.median(counting) / (result["off_us"] / 1e6), 4)
     return result
 
 
@@ -134,16 +154,52 @@ def _interleaved(
     }
 
 
+def bench_pytest(rounds: int, small: int = 100, large: int = 600) -> dict[str, Any]:
+    """Marginal CPU time per test of an eager suite, with the option and without."""
+    import tempfile
+    from pathlib import Path
+
+    from run import _check, _env, _passed, _run, _write_suite
+
+    with tempfile.TemporaryDirectory(prefix="celerybase-coverage-") as tmp:
+        dirs = {n: _write_suite(Path(tmp) / f"suite_{n}", "eager", n) for n in (small, large)}
+        out = Path(tmp) / "loop.json"
+        env = _env({"CELERYBASE_BENCH_OUT": str(out)})
+        common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "celerybase"]
+        variants = {"off": common, "on": [*common, "--celerybase-coverage"]}
+        per_test: dict[str, list[float]] = {k: [] for k in variants}
+        for i in range(rounds):
+            for name in list(variants) if i % 2 == 0 else list(reversed(variants)):
+                loops = {}
+                for n in (small, large):
+                    res = _run(variants[name], dirs[n], env)
+                    _check(res, f"lifecycle coverage {name} x {n}")
+                    assert _passed(res["output"]) == n, res["output"][-500:]
+                    loops[n] = json.loads(out.read_text())["loop_cpu_s"]
+                per_test[name].append((loops[large] - loops[small]) / (large - small))
+    on, off = per_test["on"], per_test["off"]
+    return {
+        "ratio": round(statistics.median(b / a for a, b in zip(off, on, strict=True)), 4),
+        "off_us": round(statistics.median(off) * 1e6, 1),
+        "on_us": round(statistics.median(on) * 1e6, 1),
+        "added_us": round(statistics.median(b - a for a, b in zip(off, on, strict=True)) * 1e6, 1),
+        "rounds": rounds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds of 1,000 calls")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--calls", type=int, default=None)
+    parser.add_argument("--no-pytest", action="store_true", help="skip the pytest runs")
     args = parser.parse_args()
     rounds = args.rounds or (5 if args.quick else 9)
     calls = args.calls or (1000 if args.quick else 2000)
     shapes = {"recorder_benchmark": calls, "small_tests": 3}
     results = bench(rounds, calls, shapes)
+    if not args.no_pytest:
+        results["pytest_per_test"] = bench_pytest(2 if args.quick else 4)
     worst = max(results["recorder_benchmark"][b]["ratio"] for b in ("custom_base", "logging_base"))
     print(json.dumps({
         "rounds": rounds, "calls": calls, "results": results,

@@ -8,8 +8,8 @@ prefork child with ``(thread name, pid)`` as its thread and the child's ``HookCa
 
 from __future__ import annotations
 
+import random
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +22,11 @@ from pytest_celerybase.recorder.records import COOPERATION
 
 TEST_THREAD = threading.current_thread()
 POOL = threading.Thread(name="pool")  # never started: only its identity matters
-TASK = SimpleNamespace(name="t.pay")
+class _Task:
+    name = "t.pay"
+
+
+TASK = _Task()  # what the tracer sends its signals with
 
 
 def hook(name: str, task_id: str, thread: Any = TEST_THREAD) -> tuple[Any, ...]:
@@ -164,3 +168,73 @@ def test_a_task_known_as_registered_and_as_run_is_run(registered_first: bool) ->
     for step in steps if registered_first else reversed(steps):
         step()
     assert coverage.classes[f"{__name__}.Audit"].ran == {"t.pay"}
+
+
+class _Other:
+    name = "t.refund"
+
+
+def _random_log(rng: random.Random) -> list[tuple[Any, ...]]:
+    """Executions of two tasks in one thread as Celery's eager tracer records them (some
+    nested, as an eager retry runs the next attempt inside the first), with notes,
+    signals, and now and then a hook the test calls itself."""
+    events: list[tuple[Any, ...]] = []
+    thread = rng.choice([TEST_THREAD, POOL])
+
+    def execution(depth: int) -> None:
+        task = rng.choice([TASK, _Other()])
+        task_id = str(rng.randrange(10**6))
+        events.append(("task_prerun", task, task_id, None, 0.0, thread))
+        events.append(_hook_event("before_start", task.name, task_id, thread))
+        for _ in range(rng.randrange(3)):
+            roll = rng.random()
+            if roll < 0.2 and depth < 2:
+                execution(depth + 1)
+            elif roll < 0.35:
+                events.append((COOPERATION, task.name, task_id,
+                               ("on_failure", ("A", "B"), ("A",)), 0.0, thread))  # fmt: skip
+            elif roll < 0.45:
+                events.append(("override_ran", task.name, "m.Base", "__call__", 0.0, thread))
+            elif roll < 0.6:
+                events.append(("task_success", task, None, None, 0.0, thread))
+            else:
+                hook = rng.choice(["on_success", "on_failure", "on_retry", "after_return"])
+                events.append(_hook_event(hook, task.name, task_id, thread))
+        events.append(("task_postrun", task, task_id, "SUCCESS", 0.0, thread))
+
+    for _ in range(rng.randrange(1, 6)):
+        if rng.random() < 0.1:  # a hook the test calls itself, outside any execution
+            events.append(_hook_event("on_retry", "t.pay", "x", thread))
+        execution(0)
+    return events
+
+
+def _hook_event(name: str, task_name: str, task_id: str, thread: Any) -> tuple[Any, ...]:
+    return (name, task_name, hook(name, task_id)[2], None, 0.0, thread)
+
+
+def _state(tally: TestTally) -> tuple[Any, ...]:
+    running = {k: v for k, v in tally._running.items() if v}
+    return tally.hooks, tally.cooperation, tally.overrides, tally.ran, running
+
+
+def test_the_fast_count_and_the_one_by_one_count_agree() -> None:
+    rng = random.Random(22)
+    fast = 0
+    for _ in range(400):
+        events = _random_log(rng)
+        cut = rng.randrange(len(events) + 1)  # read twice, as before a clear() and after
+        recorder = HookRecorder()
+        one, other = TestTally(TEST_THREAD), TestTally(TEST_THREAD)
+        for part in (events[:cut], events[cut:]):
+            start = len(recorder.raw)
+            for event in part:
+                recorder.raw.extend(event)
+            end = len(recorder.raw)
+            if end > start:
+                fast += one._read_one_thread(recorder.raw, start, end, recorder) or (
+                    one._read_events(recorder.raw, start, end, recorder) or 0
+                )
+                other._read_events(recorder.raw, start, end, recorder)
+        assert _state(one) == _state(other), events
+    assert fast > 300  # most logs took the fast path (the others fell back, and agree)
