@@ -254,7 +254,14 @@ class _LifecycleCoverageHooks:
         try:
             return (yield)
         finally:
-            self._finish(session)
+            try:
+                self._finish(session)
+            except Exception as exc:  # never an INTERNALERROR: the report says it
+                self.coverage.problems.append(f"lifecycle coverage failed: {exc!r}")
+            if self.fail and not self.worker:
+                self.failing = bool(self.coverage.never_ran() or self.coverage.problems)
+                # exit status 1 (TESTS_FAILED), as for a failed test
+                session.testsfailed += self.failing
 
     def _finish(self, session: pytest.Session) -> None:
         config = session.config
@@ -275,9 +282,6 @@ class _LifecycleCoverageHooks:
                 self.written = target
             except OSError as exc:
                 self.coverage.problems.append(f"cannot write {self.json_path}: {exc}")
-        if self.fail and (self.coverage.never_ran() or self.coverage.problems):
-            self.failing = True
-            session.testsfailed += 1  # exit status 1 (TESTS_FAILED), as for a failed test
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

@@ -34,8 +34,9 @@ _SHOWN_TASKS = 3
 def render(
     coverage: LifecycleCoverage, *, failing: bool, tests_failed: int, summary_only: bool = False
 ) -> list[str]:
-    """The section's lines; ``failing``: the run fails for overrides that never ran;
-    ``summary_only``: the count line without the classes (only JSON was asked for)."""
+    """The section's lines; ``failing``: the run fails for lifecycle coverage (an override
+    never ran, or the counts are incomplete); ``summary_only``: the count line without
+    the classes (only JSON was asked for)."""
     classes = coverage.classes
     total = sum(len(c.methods) for c in classes.values())
     never = coverage.never_ran()
@@ -45,13 +46,25 @@ def render(
             "no task class with lifecycle overrides ran, and none is registered on the "
             "project app (the celerybase_app ini key)"
         )
-        return lines
-    lines += [
-        f"{total} overrides in {len(classes)} task classes, {len(never)} never ran "
-        "(count: executions that ran the override, by mode)",
-    ]
-    if summary_only:
-        return lines
+    else:
+        lines.append(
+            f"{total} overrides in {len(classes)} task classes, {len(never)} never ran "
+            "(count: executions that ran the override, by mode)"
+        )
+        if not summary_only:
+            lines += _classes(classes)
+    if failing:
+        reasons = [f"{len(never)} of {total} overrides never ran"] if never else []
+        reasons += ["the counts are incomplete"] if coverage.problems else []
+        passed = "; every test passed" if tests_failed == 0 else ""
+        lines += ["", f"FAILED (--celerybase-coverage-fail): {' and '.join(reasons)}{passed}"]
+    return lines
+
+
+def _classes(classes: dict[str, ClassCoverage]) -> list[str]:
+    """A block per class (those with an override that never ran first), a line per
+    override (the never-run ones first)."""
+    lines: list[str] = []
     ordered = sorted(classes, key=lambda k: (not _gaps(classes[k]), k))
     width = max(len(m) for c in classes.values() for m in c.methods)
     digits = max(len(str(m.runs)) for c in classes.values() for m in c.methods.values())
@@ -62,13 +75,6 @@ def render(
             m = methods[method]
             detail = _never_ran(method, m, classes[key]) if m.runs == 0 else _ran(m)
             lines.append(f"  {method:<{width}}  {m.runs:>{digits}}  {detail}".rstrip())
-    if failing and never:
-        passed = "; every test passed" if tests_failed == 0 else ""
-        lines += [
-            "",
-            f"FAILED (--celerybase-coverage-fail): {len(never)} of {total} overrides never "
-            f"ran{passed}",
-        ]
     return lines
 
 

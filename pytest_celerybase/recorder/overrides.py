@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,6 @@ CALLS: tuple[str, ...] = ("__call__", "run")
 #: Every method lifecycle coverage reports, in report order.
 METHODS: tuple[str, ...] = (*HOOKS, *CALLS)
 _METHOD_SET = frozenset(METHODS)
-_CALL_SET = frozenset(CALLS)
 #: Marks a wrapper installed here (the leak guard looks for it).
 WATCHED = "__celerybase_watched__"
 
@@ -68,20 +68,34 @@ def override_chains(cls: type) -> dict[str, tuple[type, ...]]:
 def watch(cls: type, owner: object) -> None:
     """Wrap the base classes' ``__call__``/``run`` overrides of ``cls`` (plain functions
     only) to record each run, until :func:`restore` for ``owner``."""
-    from celery import Task
+    for klass, method in _base_calls(cls):
+        function = vars(klass).get(method)
+        if not inspect.isfunction(function) or getattr(function, WATCHED, False):
+            continue  # a mock, a staticmethod, or wrapped already (by an outer recorder)
+        with _lock:
+            _wrapped[(klass, method)] = _patching.apply(
+                klass, method, _watched(klass, method, function), owner=owner
+            )
 
-    mro = cls.__mro__
-    if Task not in mro:
-        return
-    for klass in mro[1 : mro.index(Task)]:  # strict bases: the task's own run is its body
-        for method in _CALL_SET.intersection(vars(klass)):
-            function = vars(klass)[method]
-            if not inspect.isfunction(function) or getattr(function, WATCHED, False):
-                continue  # a mock, a staticmethod, or wrapped already (by an outer recorder)
-            with _lock:
-                _wrapped[(klass, method)] = _patching.apply(
-                    klass, method, _watched(klass, method, function), owner=owner
-                )
+
+# Per task class (weakly: a test's task classes go with it), where its strict bases
+# override __call__/run: every test instruments the same classes again.
+_BASE_CALLS: weakref.WeakKeyDictionary[type, tuple[tuple[type, str], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _base_calls(cls: type) -> tuple[tuple[type, str], ...]:
+    found = _BASE_CALLS.get(cls)
+    if found is None:
+        from celery import Task
+
+        mro = cls.__mro__
+        # strict bases only: the task's own run is its body
+        bases = mro[1 : mro.index(Task)] if Task in mro else ()
+        found = tuple((k, m) for k in bases for m in CALLS if m in vars(k))
+        _BASE_CALLS[cls] = found
+    return found
 
 
 def _watched(klass: type, method: str, function: Callable[..., Any]) -> Callable[..., Any]:

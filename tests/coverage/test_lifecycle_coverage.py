@@ -556,6 +556,8 @@ def test_what_keeps_the_counts_from_being_complete_is_reported_and_fails_the_run
         "'nowhere' (the counts may be incomplete)",
         "no task class with lifecycle overrides ran, and none is registered on the project "
         "app (the celerybase_app ini key)",
+        "",
+        "FAILED (--celerybase-coverage-fail): the counts are incomplete; every test passed",
     ]
 
 

@@ -238,3 +238,33 @@ def test_the_fast_count_and_the_one_by_one_count_agree() -> None:
                 other._read_events(recorder.raw, start, end, recorder)
         assert _state(one) == _state(other), events
     assert fast > 300  # most logs took the fast path (the others fell back, and agree)
+
+
+def test_both_counts_agree_on_a_real_recording() -> None:
+    from pytest_celerybase import recording
+    from pytest_celerybase.apps import isolated_app
+
+    with isolated_app() as app:
+
+        @app.task(base=Audit, name="t.real", bind=True, max_retries=1)
+        def real(self: Any, n: int) -> int:
+            if n == 1:
+                raise ValueError(n)
+            if n == 2:
+                raise self.retry(countdown=0)
+            return n
+
+        with recording() as recorder:
+            for n in (0, 1, 2, 3, 4, 5, 6, 7):
+                real.apply((n,))
+            end = len(recorder.raw)
+            fast, slow = TestTally(TEST_THREAD), TestTally(TEST_THREAD)
+            assert fast._read_one_thread(recorder.raw, 0, end, recorder)
+            slow._read_events(recorder.raw, 0, end, recorder)
+            read = TestTally(TEST_THREAD)
+            read.read(recorder)
+    assert _state(fast) == _state(slow) == _state(read)
+    # 8 calls, the retried one in two attempts (the second fails: max_retries=1)
+    assert fast.hooks[("t.real", "before_start", "eager")] == 9
+    assert fast.hooks[("t.real", "on_retry", "eager")] == 1
+    assert fast.hooks[("t.real", "on_failure", "eager")] == 2
