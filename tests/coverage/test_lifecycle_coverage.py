@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import pytest_celerybase
+from pytest_celerybase._compat import CELERY_VERSION
 from tests.conftest import RunPytest
 
 PROJECT = {
@@ -371,6 +372,56 @@ def test_worker_and_prefork_executions_are_counted_with_their_mode(
         "  on_retry      0  never ran: no execution of w.add retried",
         "  before_start  4  eager 1, worker 1, prefork 2",
     ]
+
+
+HARD_LIMIT_TESTS = """
+import time
+
+import pytest
+from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
+
+from pytest_celerybase import hook_calls
+
+
+class Cleanup(Task):
+    def before_start(self, task_id, args, kwargs):
+        pass
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        pass
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        pass
+
+
+@shared_task(name="h.hard", base=Cleanup, time_limit=0.1)
+def hard():
+    time.sleep(5)
+
+
+@pytest.mark.celerybase(worker_pool="prefork", worker_concurrency=1)
+def test_hard_limit(live_worker):
+    with pytest.raises(TimeLimitExceeded):
+        hard.delay().get(timeout=5)
+    hook_calls(hard)  # waits for the hooks the parent runs
+"""
+
+
+def test_hooks_the_prefork_parent_runs_for_a_killed_child_count_for_its_execution(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(test_limit=HARD_LIMIT_TESTS)
+    result = run("--celerybase-coverage-json=cov.json")
+    result.assert_outcomes(passed=1)
+    # Celery 5.7 runs on_failure and after_return in the parent, outside the child's
+    # execution (in a thread of the pool); 5.6 and older run none.
+    parent = 1 if CELERY_VERSION >= (5, 7) else 0
+    assert read_json(pytester.path / "cov.json")["modes"]["test_limit.Cleanup"] == {
+        "before_start": {"eager": 0, "worker": 0, "prefork": 1},
+        "on_failure": {"eager": 0, "worker": 0, "prefork": parent},
+        "after_return": {"eager": 0, "worker": 0, "prefork": parent},
+    }
 
 
 def test_hooks_a_test_calls_itself_do_not_count_and_clear_loses_nothing(
