@@ -629,3 +629,37 @@ def pytest_sessionfinish(session):
     run("--celerybase-coverage").assert_outcomes(passed=3)
     data = json.loads((pytester.path / "data.json").read_text(encoding="utf-8"))
     assert data["classes"]["proj.bases.ReportTask"]["tasks"] == ["proj.reports.nightly"]
+
+
+def test_the_reference_bases_count_like_any_class(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    pytester.makepyfile(
+        test_logged="""
+from celery import shared_task
+
+from pytest_celerybase.bases import LoggingTask
+
+
+@shared_task(base=LoggingTask, name="l.ship")
+def ship(n):
+    if n < 0:
+        raise ValueError(n)
+    return n
+
+
+def test_ship(eager_app):
+    assert ship.delay(1).get() == 1 and ship.delay(-1).failed()
+"""
+    )
+    result = run("--celerybase-coverage", "--celerybase-coverage-json=cov.json")
+    result.assert_outcomes(passed=1)
+    assert read_json(pytester.path / "cov.json")["classes"] == {
+        "pytest_celerybase.bases.log.LoggingTask": {
+            "before_start": 2, "on_success": 1, "on_failure": 1, "on_retry": 0,
+            "after_return": 2,
+        },
+    }  # fmt: skip
+    assert section(result)[3] == (
+        "  on_retry      0  never ran: no execution of l.ship retried"
+    )
