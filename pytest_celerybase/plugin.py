@@ -8,9 +8,11 @@ and friends are imported inside fixtures and hooks.
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -40,6 +42,7 @@ from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
 if TYPE_CHECKING:
     from pytest_celerybase.apps.request_stacks import RequestStacks
+    from pytest_celerybase.coverage import TestTally
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
 
 # The recorder and the report are imported in the hooks that use them, not at start-up:
@@ -52,8 +55,13 @@ _REPORT_WAIT = 2.0
 _SHARED_THREADS_KEY = pytest.StashKey[set[threading.Thread]]()
 # Shared tasks declared by fixtures broader than a test: they stay declared after it.
 _SHARED_DECLARATIONS_KEY = pytest.StashKey[set[Any]]()
-_WAIT_TIMEOUT_KEY = pytest.StashKey[float]()
 _REQUESTS_KEY = pytest.StashKey["RequestStacks"]()
+# recording()'s keyword arguments, read once at configure
+_RECORDING_KEY = pytest.StashKey[dict[str, Any]]()
+_TALLY_KEY = pytest.StashKey["TestTally"]()
+# What an xdist worker sends its controller under config.workeroutput.
+_WORKER_OUTPUT = "celerybase_lifecycle_coverage"
+_COVERAGE_OPTIONS = ("celerybase_coverage", "celerybase_coverage_json", "celerybase_coverage_fail")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +72,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="add the 'celerybase timeline' section (hooks and signals per execution) to "
         "the report of passing tests too (shown with -rA/-rP); failing tests always get it.",
+    )
+    group.addoption(
+        "--celerybase-coverage",
+        action="store_true",
+        default=False,
+        help="add the 'celerybase lifecycle coverage' section to the end of the session: "
+        "per task class, each hook override (and a base class's __call__/run) with the "
+        "executions that ran it by mode, the overrides no execution ran first.",
+    )
+    group.addoption(
+        "--celerybase-coverage-json",
+        metavar="PATH",
+        default=None,
+        help='write the lifecycle coverage to PATH as JSON: {"classes": {"module.Class": '
+        '{"hook": count, ...}, ...}, ...}, one key per override, 0 included.',
+    )
+    group.addoption(
+        "--celerybase-coverage-fail",
+        action="store_true",
+        default=False,
+        help="exit with status 1 when an override of a task class never ran, even if every "
+        "test passed; implies --celerybase-coverage.",
     )
     parser.addini(
         "celerybase_app",
@@ -80,10 +110,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    coverage = any(config.getoption(name) for name in _COVERAGE_OPTIONS)
     # Read (and checked) once: a wrong value is a usage error before any test runs.
-    config.stash[_WAIT_TIMEOUT_KEY] = wait_timeout(config)
+    config.stash[_RECORDING_KEY] = {
+        "wait_timeout": wait_timeout(config),
+        "watch_overrides": coverage,
+    }
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
+    if coverage and not config.getoption("collectonly"):
+        # Registered only when asked for: without the option no test pays for it.
+        config.pluginmanager.register(_LifecycleCoverageHooks(config), "celerybase-coverage")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -207,7 +244,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # are gone after it, as eager_app's are; what a module first imported in the test
     # declares stays, as the module stays imported.
     declared = SharedTasks.save()
-    with recording(wait_timeout=item.config.stash[_WAIT_TIMEOUT_KEY]) as recorder:
+    with recording(**item.config.stash[_RECORDING_KEY]) as recorder:
         item.stash[RECORDER_KEY] = recorder
         try:
             return (yield)
@@ -234,3 +271,111 @@ def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
             filename=str(item.config.rootpath / path),
             lineno=(lineno or 0) + 1,
         )
+
+
+class _LifecycleCoverageHooks:
+    """The hooks of ``--celerybase-coverage`` and its ``-json``/``-fail`` forms (the logic
+    is :mod:`pytest_celerybase.coverage`); on an xdist worker they send the counts to the
+    controller, which reports them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_celerybase.coverage import LifecycleCoverage
+
+        self.coverage = LifecycleCoverage()
+        self.fail = bool(config.getoption("celerybase_coverage_fail"))
+        self.show = self.fail or bool(config.getoption("celerybase_coverage"))
+        self.json_path: str | None = config.getoption("celerybase_coverage_json")
+        self.worker = hasattr(config, "workerinput")
+        self.failing = False
+        self.written: Path | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        recorder = item.stash.get(RECORDER_KEY, None)
+        if recorder is not None:
+            # A test's clear() drops its records: they are counted first.
+            tally = item.stash[_TALLY_KEY] = self._tally(threading.current_thread())
+            recorder.before_clear.append(tally.read_before_clear)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        try:
+            return (yield)
+        finally:
+            # After every fixture's teardown (a live worker finishes its tasks), while the
+            # test's recorder still knows the classes of the tasks it instrumented.
+            recorder = item.stash.get(RECORDER_KEY, None)
+            if recorder is not None:
+                try:
+                    tally = item.stash.get(_TALLY_KEY, None) or self._tally(None)
+                    tally.read(recorder)
+                    classes = {str(task.name): cls for task, cls, _ in
+                               list(recorder.instrumented.values())}  # fmt: skip
+                    self.coverage.add_test(tally, classes)
+                except Exception as exc:  # never the session's end: the report says it
+                    self.coverage.problems.append(f"{item.nodeid}: not counted: {exc!r}")
+
+    @staticmethod
+    def _tally(test_thread: threading.Thread | None) -> TestTally:
+        from pytest_celerybase.coverage import TestTally
+
+        return TestTally(test_thread)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Iterator[Any]:
+        try:
+            return (yield)
+        finally:
+            try:
+                self._finish(session)
+            except Exception as exc:  # never an INTERNALERROR: the report says it
+                self.coverage.problems.append(f"lifecycle coverage failed: {exc!r}")
+            if self.fail and not self.worker:
+                self.failing = bool(self.coverage.never_ran() or self.coverage.problems)
+                # exit status 1 (TESTS_FAILED), as for a failed test
+                session.testsfailed += self.failing
+
+    def _finish(self, session: pytest.Session) -> None:
+        config = session.config
+        path = config.getini("celerybase_app")
+        if path:  # each process, after its tests: what they imported is registered too
+            self.coverage.add_project_app(path)
+        if self.worker:
+            config.workeroutput[_WORKER_OUTPUT] = self.coverage.to_data()  # type: ignore[attr-defined]
+            return
+        if self.json_path:
+            from pytest_celerybase.coverage import document
+
+            target = Path(config.invocation_params.dir, self.json_path)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(document(self.coverage), indent=2) + "\n"
+                target.write_text(text, encoding="utf-8")
+                self.written = target
+            except OSError as exc:
+                self.coverage.problems.append(f"cannot write {self.json_path}: {exc}")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+        if data is None:
+            name = getattr(getattr(node, "gateway", None), "id", "?")
+            self.coverage.problems.append(f"xdist worker {name} sent no lifecycle coverage")
+        else:
+            self.coverage.merge(data)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.worker:
+            return
+        from pytest_celerybase.coverage import SECTION, render
+
+        stats = terminalreporter.stats
+        failed = len(stats.get("failed", ())) + len(stats.get("error", ()))
+        lines = render(self.coverage, failing=self.failing, tests_failed=failed,
+                       summary_only=not self.show)  # fmt: skip
+        if self.written is not None:
+            lines += ["", f"JSON written to {self.json_path}"] if self.show else [
+                f"JSON written to {self.json_path}"]
+        terminalreporter.write_sep("=", SECTION)
+        for line in lines:
+            terminalreporter.write_line(line)

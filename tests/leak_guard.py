@@ -20,10 +20,11 @@ after teardown:
 * every patch the plugin made (:func:`pytest_celerybase._patching.active`: Celery's
   tracer and signal senders, ``Celery.send_task``, ``Settings.task_always_eager``, result
   backends' ``on_task_call``, prefork's sleeps, hook functions wrapped by the cooperative
-  check), the recorder stack and recording classes, the receivers of every task signal,
-  ``celery.app.trace.send_*``, ``Celery.send_task`` and ``Settings.task_always_eager``
-  themselves, the sent-task capture's stack, and the worker's process-global set of
-  revoked task ids (``run()`` checks expiry with it);
+  check, base ``__call__``/``run`` wrapped for lifecycle coverage), the recorder stack
+  and recording classes, the receivers of every task signal, ``celery.app.trace.send_*``,
+  ``Celery.send_task`` and ``Settings.task_always_eager`` themselves, the sent-task
+  capture's stack, and the worker's process-global set of revoked task ids (``run()``
+  checks expiry with it);
 * the bases' bindings (:mod:`pytest_celerybase.resources.bindings`: engine, Redis/fake Redis,
   metrics sink, HTTP session);
 * ``responses`` activation (``HTTPAdapter.send`` and the default mock's patcher);
@@ -53,7 +54,7 @@ import pytest
 
 from pytest_celerybase import _patching
 from pytest_celerybase.apps.celery_globals import CeleryGlobals
-from pytest_celerybase.recorder import active, instrument
+from pytest_celerybase.recorder import active, cooperative, instrument, overrides
 from pytest_celerybase.recorder.records import HOOKS, SIGNALS
 from pytest_celerybase.sent_tasks import capture
 
@@ -269,12 +270,12 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
                 f"task {name!r} of app {app.main!r} still has the recording class {type(task)!r}"
             )
         for klass in type(task).__mro__:
-            for hook in HOOKS:
-                if getattr(vars(klass).get(hook), "__celerybase_counted__", False):
+            for hook in (*HOOKS, *overrides.CALLS):
+                if _recorders_wrapper(vars(klass).get(hook)):
                     wrapped.add(f"{klass.__qualname__}.{hook}")
     before_patches = {id(p) for p in before.values["patches (pytest_celerybase._patching)"]}
     for patch in after.values["patches (pytest_celerybase._patching)"]:
-        if id(patch) not in before_patches and getattr(patch.value, "__celerybase_counted__", 0):
+        if id(patch) not in before_patches and _recorders_wrapper(patch.value):
             wrapped.add(f"{patch.target.__qualname__}.{patch.name}")
     problems.extend(f"{name} is still wrapped by the recorder" for name in sorted(wrapped))
     new_children = sorted(after.children - before.children)
@@ -290,6 +291,14 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
             + ", ".join(sorted(t.name for t in new_threads))
         )
     return problems
+
+
+def _recorders_wrapper(value: Any) -> bool:
+    """Whether ``value`` wraps a user's method for the recorder (the cooperative check's
+    hook wrappers, lifecycle coverage's ``__call__``/``run`` wrappers)."""
+    return bool(
+        getattr(value, cooperative.COUNTED, False) or getattr(value, overrides.WATCHED, False)
+    )
 
 
 def _all_tasks() -> Iterator[tuple[Any, str, Any]]:

@@ -573,3 +573,58 @@ def test_the_howto_index_and_the_sidebar_group_the_guides_alike() -> None:
     assert len(sidebar) == len(groups) == 3
     assert sidebar == groups
     assert sorted(g for group in groups for g in group) == sorted(guides)
+# ------------------------------------------------------------ lifecycle coverage report
+COVERAGE_PROJECT = EXAMPLES / "lifecycle_coverage"
+# What the how-to shows: the report of the payment tests alone (with the fail option),
+# then of every test, and the JSON file the second run writes.
+COVERAGE_RUNS = {
+    "coverage-gaps.txt": ("tests/test_payments.py", "--celerybase-coverage-fail"),
+    "coverage-all.txt": ("--celerybase-coverage", "--celerybase-coverage-json=coverage.json"),
+}
+
+
+def coverage_section(stdout: str) -> str:
+    """The 'celerybase lifecycle coverage' section of a run's summary, title included."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "= celerybase lifecycle coverage =" in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("=")), len(lines))
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def test_lifecycle_coverage_outputs_are_real(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh process, as a user's run: the project app registers the shared tasks of the
+    # process (those of this suite's modules would be reported too).
+    monkeypatch.setenv("COLUMNS", "80")  # the section's title line is as wide as the terminal
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    here = str(Path(pytest_celerybase.__file__).resolve().parent.parent)
+    paths = [here, os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    project = pytester.path / COVERAGE_PROJECT.name
+    shutil.copytree(COVERAGE_PROJECT, project, ignore=_PYCACHE)
+    monkeypatch.chdir(project)
+    actual: dict[str, str] = {}
+    for name, args in COVERAGE_RUNS.items():
+        result = pytester.runpytest_subprocess("-p", "celerybase", "-p", "pytest_mock", *args)
+        assert result.ret == (1 if "--celerybase-coverage-fail" in args else 0)
+        assert set(result.parseoutcomes()) == {"passed"}
+        actual[name] = coverage_section(result.stdout.str())
+    actual["lifecycle-coverage.json"] = (project / "coverage.json").read_text(encoding="utf-8")
+    problems = []
+    for name, text in actual.items():
+        expected_file = COVERAGE_PROJECT / name
+        if os.environ.get("UPDATE_DOC_OUTPUTS") == "1":
+            expected_file.write_text(text, encoding="utf-8")
+            continue
+        expected = expected_file.read_text(encoding="utf-8") if expected_file.exists() else ""
+        if text != expected:
+            diff = difflib.unified_diff(
+                expected.splitlines(), text.splitlines(),
+                str(expected_file.relative_to(ROOT)), "actual", lineterm="",
+            )  # fmt: skip
+            problems.append("\n".join(diff))
+    assert not problems, (
+        "the lifecycle coverage report differs from the docs (if intended: "
+        "UPDATE_DOC_OUTPUTS=1 python -m pytest tests/test_docs.py):\n" + "\n".join(problems)
+    )

@@ -40,12 +40,16 @@ def deactivate(recorder: HookRecorder) -> None:
 
 
 @contextlib.contextmanager
-def recording(*, wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> Iterator[HookRecorder]:
+def recording(
+    *, wait_timeout: float = DEFAULT_WAIT_TIMEOUT, watch_overrides: bool = False
+) -> Iterator[HookRecorder]:
     """Record hook calls inside the block; everything is restored on exit.
 
     The plugin wraps every test in this; use it directly outside pytest.
+    ``watch_overrides`` also records when base classes' ``__call__``/``run`` overrides run
+    (what lifecycle coverage needs; it costs a call per run of such an override).
     """
-    recorder = HookRecorder(wait_timeout=wait_timeout)
+    recorder = HookRecorder(wait_timeout=wait_timeout, watch_overrides=watch_overrides)
     activate(recorder)
     try:
         yield recorder

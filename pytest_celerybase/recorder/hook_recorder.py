@@ -134,7 +134,15 @@ class HookRecorder:
     :class:`HookCall` or :class:`LifecycleEvent` when the records are read.
     """
 
-    def __init__(self, *, wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
+    def __init__(
+        self, *, wait_timeout: float = DEFAULT_WAIT_TIMEOUT, watch_overrides: bool = False
+    ) -> None:
+        #: Whether base classes' ``__call__``/``run`` overrides record when they run (for
+        #: lifecycle coverage; hook calls are recorded anyway).
+        self.watch_overrides = watch_overrides
+        #: Called with the recorder before :meth:`clear` forgets the records (lifecycle
+        #: coverage counts them first).
+        self.before_clear: list[Callable[[HookRecorder], None]] = []
         #: Executions seen by the tracer, keyed by task id.
         self.executions: dict[str, ExecutionInfo] = {}
         #: Tasks sent to a broker during the recording (name and id), in order.
@@ -339,6 +347,8 @@ class HookRecorder:
 
     def clear(self) -> None:
         """Forget every record made so far (executions and publications too)."""
+        for read in list(self.before_clear):
+            read(self)
         with self._lock:
             self.raw.clear()
             self._calls.clear()

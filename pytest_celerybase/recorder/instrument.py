@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase import _patching
 from pytest_celerybase.apps.brokers import warn_if_real_broker
-from pytest_celerybase.recorder import cooperative, signals
+from pytest_celerybase.recorder import cooperative, overrides, signals
 from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.records import HOOKS
 from pytest_celerybase.recorder.threads import (
@@ -84,6 +84,7 @@ def uninstall() -> None:
 
     signals.disconnect()
     cooperative.restore()
+    overrides.restore()
     wrappers = {name: getattr(trace, name) for name in ("build_tracer", "trace_task")}
     originals = {
         p.name: p.original
@@ -205,6 +206,8 @@ def instrument(task: Any) -> None:
             return
         recorder = STACK[-1]
         sub = _recording_subclass(cls, recorder)
+        if recorder.watch_overrides:
+            overrides.watch(cls, recorder)
         saved_trace = task.__dict__.get("__trace__", _MISSING)
         recorder.instrumented[id(task)] = (task, cls, saved_trace)
         task.__class__ = sub
@@ -225,6 +228,7 @@ def restore_tasks(recorder: HookRecorder) -> None:
                 task.__dict__["__trace__"] = saved_trace
         recorder.instrumented.clear()
     cooperative.restore(recorder)
+    overrides.restore(recorder)
 
 
 def is_recording_class(cls: type) -> bool:

@@ -14,6 +14,7 @@ __all__ = [
     "COOPERATION",
     "HOOKS",
     "HOOK_PARAMS",
+    "OVERRIDE_RAN",
     "RECORD_SIZE",
     "SIGNALS",
     "HookCall",
@@ -42,6 +43,10 @@ SIGNALS: tuple[str, ...] = (
 #: Name of the event saying which overrides of a composed class's hook ran in one call:
 #: (COOPERATION, task name, task id, (hook, chain of classes, classes that ran), ...).
 COOPERATION = "cooperation"
+
+#: Name of the event saying a base class's ``__call__`` or ``run`` override ran (noted only
+#: for lifecycle coverage): (OVERRIDE_RAN, task name, "module.Class", method, ...).
+OVERRIDE_RAN = "override_ran"
 
 #: Items per event in a recorder's log (name, task name, two event-specific items, time,
 #: thread).

@@ -139,8 +139,8 @@ class _ForwardingLog(list[Any]):
         if name in records.HOOK_PARAMS:
             call = portable(records.hook_call(event, recorder.pid))
             a, b = call, None
-        elif name == records.COOPERATION:
-            a, b = event[2], event[3]  # task id; hook and class names
+        elif name in (records.COOPERATION, records.OVERRIDE_RAN):
+            a, b = event[2], event[3]  # task id; hook and class names / class; method
         else:  # a signal
             event = recorder.resolve_signal(event)
             named = event[3] or {}
@@ -154,7 +154,9 @@ class ForwardingRecorder(HookRecorder):
     """The recorder of a worker child: records go to the test process."""
 
     def __init__(self, parent: HookRecorder) -> None:
-        super().__init__(wait_timeout=parent.wait_timeout)
+        super().__init__(
+            wait_timeout=parent.wait_timeout, watch_overrides=parent.watch_overrides
+        )
         self.raw = _ForwardingLog(self)
         # thread -> publications announced to the parent and not confirmed yet
         self._unconfirmed: dict[int, list[str]] = {}
