@@ -21,6 +21,7 @@ import pytest
 
 from pytest_celerybase._settings import (
     eager_app_setup,
+    fail_on_bad_config,
     http_stub_options,
     live_worker_setup,
 )
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.engine import Engine
 
+    from pytest_celerybase.apps.class_state import ClassState
     from pytest_celerybase.apps.isolated import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
@@ -60,6 +62,9 @@ RECORDER_KEY = pytest.StashKey["HookRecorder"]()
 _APP_CACHE_KEY = pytest.StashKey["AppCache"]()
 # Rollbacks of eager_app's app that wait until every fixture of the test was torn down.
 _DEFERRED_KEY = pytest.StashKey[list[Callable[[], None]]]()
+_CLASS_STATE_KEY = pytest.StashKey["ClassState"]()
+# What each wider-scoped fixture changed in users' classes when it was set up.
+_FIXTURE_CHANGES_KEY = pytest.StashKey[dict[int, dict[int, list[str]]]]()
 
 
 @pytest.fixture
@@ -108,6 +113,62 @@ def run_deferred_restores(config: pytest.Config) -> None:
     pending = config.stash.get(_DEFERRED_KEY, None)
     while pending:
         pending.pop()()
+
+
+def follow_task_classes(config: pytest.Config) -> ClassState:
+    """The session's :class:`~pytest_celerybase.apps.class_state.ClassState`, made on
+    first use (the plugin makes it once collection is over), closed at exit."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    if state is None:
+        from pytest_celerybase.apps.class_state import ClassState
+        from pytest_celerybase.recorder.instrument import BEFORE_INSTRUMENT
+
+        state = config.stash[_CLASS_STATE_KEY] = ClassState()
+        config.add_cleanup(state.close)
+        # A task registered during a test on an app no AppState restores is followed
+        # from just before it first runs: the state to restore is the one it had then.
+        see = state.see
+        BEFORE_INSTRUMENT.append(see)
+        config.add_cleanup(lambda: BEFORE_INSTRUMENT.remove(see))
+    return state
+
+
+def begin_test(item: pytest.Item) -> None:
+    """Follow users' task classes from here (the plugin calls it as a test's setup starts).
+
+    A ``celerybase_keep`` that is not a tuple of names fails the test's setup.
+    """
+    with fail_on_bad_config("celerybase_keep"):
+        follow_task_classes(item.config).begin()
+
+
+def end_test(item: pytest.Item) -> list[str]:
+    """Restore users' task classes once the test's teardown is over (the plugin calls it).
+
+    Returns one line per resource the test left on a class that failed to close.
+    """
+    state = item.config.stash.get(_CLASS_STATE_KEY, None)
+    return [] if state is None else state.end()
+
+
+def wider_fixture_set_up(config: pytest.Config, fixturedef: pytest.FixtureDef[Any]) -> None:
+    """A module/class/package/session-scoped fixture was set up: what it changed in users'
+    classes is not the test's and stays (until its own teardown)."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    if state is not None:
+        changes = state.changes()
+        if changes:
+            state.accept(changes)
+            config.stash.setdefault(_FIXTURE_CHANGES_KEY, {})[id(fixturedef)] = changes
+
+
+def wider_fixture_torn_down(config: pytest.Config, fixturedef: pytest.FixtureDef[Any]) -> None:
+    """That fixture was torn down: the attributes it had set are restored to what its
+    teardown left (usually what was there before it)."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    changes = config.stash.get(_FIXTURE_CHANGES_KEY, {}).pop(id(fixturedef), None)
+    if state is not None and changes:
+        state.accept(changes)
 
 
 def _app_cache(config: pytest.Config) -> AppCache:

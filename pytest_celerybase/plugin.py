@@ -8,6 +8,7 @@ and friends are imported inside fixtures and hooks.
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Generator, Iterator
@@ -18,9 +19,12 @@ import pytest
 from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
     RECORDER_KEY,
+    begin_test,
     celerybase_config,
     eager_app,
+    end_test,
     fake_redis,
+    follow_task_classes,
     hook_recorder,
     http_stub,
     live_worker,
@@ -29,6 +33,8 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sent_tasks,
     sql_queries,
     sqlite_engine,
+    wider_fixture_set_up,
+    wider_fixture_torn_down,
 )
 from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
@@ -105,6 +111,38 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         item.stash[_STARTED_KEY] = [t for t in threading.enumerate() if t not in before]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Users' task classes are followed from their creation on: start listening before the
+    # first test (collection imported them) when Celery is in use.
+    if "celery" in sys.modules:
+        follow_task_classes(session.config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Before any fixture: what fixtures of the test change in users' classes is undone.
+    begin_test(item)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    try:
+        return (yield)
+    finally:
+        if fixturedef.scope != "function":
+            wider_fixture_set_up(request.config, fixturedef)
+
+
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    if fixturedef.scope != "function":
+        wider_fixture_torn_down(request.config, fixturedef)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     try:
@@ -115,9 +153,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             # down: a fixture set up before it (monkeypatch) undoes its change after it.
             run_deferred_restores(item.config)
         finally:
-            recorder = item.stash.get(RECORDER_KEY, None)
-            if recorder is not None:
-                _warn_about_strays(item, recorder)
+            try:
+                # Then users' classes, which the worker and fixtures were still using.
+                _warn(item, end_test(item), "could not close a resource the test left on a "
+                      "task or its class")
+            finally:
+                recorder = item.stash.get(RECORDER_KEY, None)
+                if recorder is not None:
+                    _warn_about_strays(item, recorder)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -147,6 +190,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             for thread in item.stash.get(_STARTED_KEY, ()):
                 if thread.is_alive():
                     LEFT_RUNNING[thread] = item.nodeid
+
+
+def _warn(item: pytest.Item, problems: list[str], what: str) -> None:
+    from pytest_celerybase.errors import CelerybaseWarning
+
+    path, lineno, _ = item.location
+    for problem in problems:
+        warnings.warn_explicit(
+            f"{what}: {problem}",
+            CelerybaseWarning,
+            filename=str(item.config.rootpath / path),
+            lineno=(lineno or 0) + 1,
+        )
 
 
 def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:
