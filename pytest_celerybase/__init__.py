@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pytest_celerybase.errors import NoActiveRecorderError as NoActiveRecorderError
     from pytest_celerybase.errors import NoSentTasksError as NoSentTasksError
     from pytest_celerybase.errors import RunawayTasksError as RunawayTasksError
+    from pytest_celerybase.errors import UnredirectedEngineError as UnredirectedEngineError
     from pytest_celerybase.errors import UnregisteredSentTaskError as UnregisteredSentTaskError
     from pytest_celerybase.errors import UnregisteredTaskError as UnregisteredTaskError
     from pytest_celerybase.errors import WorkerStartError as WorkerStartError
@@ -83,6 +84,7 @@ _EXPORTS = {
     "NoActiveRecorderError": "errors",
     "NoSentTasksError": "errors",
     "RunawayTasksError": "errors",
+    "UnredirectedEngineError": "errors",
     "UnregisteredSentTaskError": "errors",
     "UnregisteredTaskError": "errors",
     "WorkerStartError": "errors",

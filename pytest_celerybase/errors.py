@@ -15,6 +15,7 @@ __all__ = [
     "NoActiveRecorderError",
     "NoSentTasksError",
     "RunawayTasksError",
+    "UnredirectedEngineError",
     "UnregisteredSentTaskError",
     "UnregisteredTaskError",
     "WorkerStartError",
@@ -46,6 +47,12 @@ class UnregisteredSentTaskError(LookupError):
 
 class HeldMessageError(RuntimeError):
     """``result.get()`` of a message that is held and has not run: it would never end."""
+
+
+# -- resources ---------------------------------------------------------------------------
+class UnredirectedEngineError(RuntimeError):
+    """An engine made before the test for a URL in ``celerybase_database_urls`` was used
+    during the test (it would reach the real database)."""
 
 
 # -- the live worker ---------------------------------------------------------------------

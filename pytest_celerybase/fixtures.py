@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celerybase._settings import (
+    database_urls,
     eager_app_setup,
     fail_on_bad_config,
     http_stub_options,
@@ -36,11 +37,14 @@ if TYPE_CHECKING:
     from pytest_celerybase.apps.isolated import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
+    from pytest_celerybase.resources.database import TestDatabase
+    from pytest_celerybase.resources.redirect import DatabaseRedirect
     from pytest_celerybase.resources.sql_capture import SQLQueries
     from pytest_celerybase.sent_tasks.collection import SentTasks
     from pytest_celerybase.worker.live import LiveWorker
 
 __all__ = [
+    "DATABASE_URLS_KEY",
     "RECORDER_KEY",
     "celerybase_config",
     "eager_app",
@@ -63,6 +67,10 @@ _APP_CACHE_KEY = pytest.StashKey["AppCache"]()
 # Rollbacks of eager_app's app that wait until every fixture of the test was torn down.
 _DEFERRED_KEY = pytest.StashKey[list[Callable[[], None]]]()
 _CLASS_STATE_KEY = pytest.StashKey["ClassState"]()
+#: The ``celerybase_database_urls`` ini globs, read once at start-up (``config.stash``).
+DATABASE_URLS_KEY = pytest.StashKey[tuple[str, ...]]()
+# The database redirect of the test being run (item.stash), when it names URLs.
+_REDIRECT_KEY: pytest.StashKey[DatabaseRedirect] = pytest.StashKey()
 # What each wider-scoped fixture changed in users' classes when it was set up.
 _FIXTURE_CHANGES_KEY = pytest.StashKey[dict[int, dict[int, list[str]]]]()
 
@@ -134,21 +142,43 @@ def follow_task_classes(config: pytest.Config) -> ClassState:
 
 
 def begin_test(item: pytest.Item) -> None:
-    """Follow users' task classes from here (the plugin calls it as a test's setup starts).
+    """What the plugin starts as a test's setup starts, before any fixture: following
+    users' task classes, and redirecting ``create_engine`` for ``celerybase_database_urls``.
 
-    A ``celerybase_keep`` that is not a tuple of names fails the test's setup.
+    A ``celerybase_keep`` that is not a tuple of names, or a marker's
+    ``celerybase_database_urls`` that is not a list of URL globs, fails the test's setup.
     """
     with fail_on_bad_config("celerybase_keep"):
         follow_task_classes(item.config).begin()
+    globs = database_urls(item, item.config.stash.get(DATABASE_URLS_KEY, ()))
+    if globs:
+        from pytest_celerybase.resources.database import TestDatabase
+        from pytest_celerybase.resources.redirect import DatabaseRedirect
+
+        redirect = item.stash[_REDIRECT_KEY] = DatabaseRedirect(globs, TestDatabase())
+        redirect.start()
 
 
 def end_test(item: pytest.Item) -> list[str]:
-    """Restore users' task classes once the test's teardown is over (the plugin calls it).
-
-    Returns one line per resource the test left on a class that failed to close.
+    """Undo :func:`begin_test` once the test's teardown is over (the plugin calls it):
+    users' classes are restored (what the test left on them closed), then the redirect
+    stops and the test's database is closed.  One line per resource that failed to close.
     """
     state = item.config.stash.get(_CLASS_STATE_KEY, None)
-    return [] if state is None else state.end()
+    try:
+        return [] if state is None else state.end()
+    finally:
+        redirect = item.stash.get(_REDIRECT_KEY, None)
+        if redirect is not None:
+            del item.stash[_REDIRECT_KEY]
+            redirect.stop()
+            redirect.database.close()
+
+
+def _test_database(request: pytest.FixtureRequest) -> TestDatabase | None:
+    """The database ``create_engine()`` is redirected to in this test, if any."""
+    redirect = request.node.stash.get(_REDIRECT_KEY, None)
+    return None if redirect is None else redirect.database
 
 
 def wider_fixture_set_up(config: pytest.Config, fixturedef: pytest.FixtureDef[Any]) -> None:
@@ -209,8 +239,11 @@ def live_worker(
     if "sent_tasks" in request.fixturenames:
         # Recording before the worker starts: prefork children forked now inherit it.
         request.getfixturevalue("sent_tasks")
+    database = _test_database(request)
     with isolated_app(app, settings, defaults=live_defaults()) as configured:
-        worker = LiveWorker.from_options(configured, options)
+        # prefork: the redirected database moves to a file the children can open.
+        on_fork_dir = database.use_directory if database is not None else None
+        worker = LiveWorker.from_options(configured, options, prefork_dir=on_fork_dir)
         # Publications of the worker's tasks count as in flight until it has run them,
         # so hook assertions right after result.get() wait for on_success/after_return.
         hook_recorder.watch_worker_tasks(lambda: configured.tasks)
@@ -246,7 +279,7 @@ def sent_tasks(request: pytest.FixtureRequest) -> Iterator[SentTasks]:
 
 
 @pytest.fixture
-def sqlite_engine() -> Iterator[Engine]:
+def sqlite_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A SQLAlchemy ``Engine`` on a private in-memory SQLite database, shared by threads.
 
     ``sqlite://`` with a ``StaticPool`` and ``check_same_thread=False``: every thread
@@ -254,22 +287,31 @@ def sqlite_engine() -> Iterator[Engine]:
     The pool lends it to one thread at a time (re-entrant within a thread), so
     concurrent tasks don't interleave inside one transaction; a thread waiting more
     than 10 s gets a ``TimeoutError`` naming the usual deadlock.  Every
-    ``DatabaseTask`` uses this engine while the test runs; the database is gone after.
+    ``DatabaseTask`` uses this engine while the test runs, and so does every engine
+    ``create_engine()`` returns for a URL of ``celerybase_database_urls`` (same data);
+    the database is gone after the test.
     """
     from pytest_celerybase.resources import bindings
-    from pytest_celerybase.resources.sqlite import create_memory_engine
+    from pytest_celerybase.resources.database import TestDatabase
 
-    engine = create_memory_engine()
+    shared = _test_database(request)
+    database = shared if shared is not None else TestDatabase()
+    engine = database.engine()
     try:
         with bindings.bind(bindings.ENGINE, engine):
             yield engine
     finally:
         engine.dispose()
+        if shared is None:
+            database.close()  # else the plugin closes it once the test is over
 
 
 @pytest.fixture
-def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
+def sql_queries(request: pytest.FixtureRequest, sqlite_engine: Engine) -> Iterator[SQLQueries]:
     """The SQL executed on ``sqlite_engine`` during the test, à la pytest-django.
+
+    Also what runs on the engines ``create_engine()`` returns for the URLs of
+    ``celerybase_database_urls`` (they share its database).
 
     ``.statements``/``.queries`` list what ran; ``with sql_queries.assert_num_queries(2):``
     fails unless the block ran exactly two, listing the statements it did run
@@ -278,9 +320,13 @@ def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
     from pytest_celerybase.resources.sql_capture import SQLQueries
 
     queries = SQLQueries(sqlite_engine)
+    database = _test_database(request)
+    stop = database.subscribe(queries.watch) if database is not None else None
     try:
         yield queries
     finally:
+        if stop is not None:
+            stop()
         queries.close()
 
 

@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_celerybase._settings import CELERYBASE_MARKER, HTTP_STUB_MARKER, wait_timeout
+from pytest_celerybase._settings import (
+    CELERYBASE_MARKER,
+    DATABASE_URLS,
+    HTTP_STUB_MARKER,
+    ini_database_urls,
+    wait_timeout,
+)
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
+    DATABASE_URLS_KEY,
     RECORDER_KEY,
     begin_test,
     celerybase_config,
@@ -66,6 +73,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini(
+        DATABASE_URLS,
+        "URL globs, one per line (e.g. postgresql://*): during a test, create_engine() for "
+        "a matching URL returns an engine on the test's SQLite database (the one "
+        "sqlite_engine gives); the marker key of the same name overrides it per test.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "celerybase_wait_timeout",
         "Seconds a hook assertion waits for a live worker to finish the task "
         f"(default {DEFAULT_WAIT_TIMEOUT:g}).",
@@ -76,6 +91,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # Read (and checked) once: a wrong value is a usage error before any test runs.
     config.stash[_WAIT_TIMEOUT_KEY] = wait_timeout(config)
+    config.stash[DATABASE_URLS_KEY] = ini_database_urls(config)
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
 

@@ -28,7 +28,8 @@ from pytest_celerybase.apps.celery_globals import CeleryGlobals, celery_globals_
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["EAGER_DEFAULTS", "AppCache", "isolated_app", "load_app", "validate_config"]
+__all__ = ["CELERYBASE_KEYS", "EAGER_DEFAULTS", "AppCache", "isolated_app", "load_app",
+           "validate_config"]  # fmt: skip
 
 #: Configuration ``eager_app`` starts from (overrides are applied on top).
 EAGER_DEFAULTS: dict[str, Any] = {
@@ -75,10 +76,19 @@ def load_app(path: str) -> Celery:
     return obj
 
 
+#: The plugin's own keys that ride along with Celery settings (marker, config fixture).
+CELERYBASE_KEYS = frozenset({
+    "celerybase_database_url", "celerybase_database_urls", "celerybase_redis_url",
+    "celerybase_metrics_sink", "celerybase_worker_start_timeout",
+    "celerybase_worker_stop_timeout",
+})  # fmt: skip
+
+
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``config`` as a dict; reject keys that look like misspelled Celery settings.
 
-    Unknown keys without a close match pass through: apps may carry their own settings.
+    Unknown keys without a close match pass through: apps may carry their own settings
+    (``celerybase_*`` ones too, unless they look like a misspelled key of the plugin).
     """
     if not isinstance(config, Mapping):
         raise TypeError(
@@ -91,9 +101,15 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in config:
         if not isinstance(key, str):
             raise TypeError(f"Celery setting names must be str, got {key!r}")
-        if key in known or key.isupper() or key.startswith("celerybase_"):
+        if key in known or key.isupper() or key in CELERYBASE_KEYS:
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+        ours = key.startswith("celerybase_")
+        close = difflib.get_close_matches(key, CELERYBASE_KEYS if ours else known, 1, 0.85)
+        if close and ours:
+            raise ValueError(
+                f"unknown pytest-celerybase key {key!r} (did you mean {close[0]!r}?); valid: "
+                f"{', '.join(sorted(CELERYBASE_KEYS))}"
+            )
         if close:
             raise ValueError(
                 f"unknown Celery setting {key!r} (did you mean {close[0]!r}?); "
