@@ -27,6 +27,7 @@ __all__ = [
     "CELERYBASE_MARKER",
     "DATABASE_URLS",
     "HTTP_STUB_MARKER",
+    "PROMETHEUS_REGISTRIES",
     "HttpStubOptions",
     "check_url_globs",
     "database_urls",
@@ -35,11 +36,15 @@ __all__ = [
     "http_stub_options",
     "ini_database_urls",
     "live_worker_setup",
+    "prometheus_registries",
     "wait_timeout",
 ]
 
 #: The ini key (and marker key) listing the database URLs a test redirects to SQLite.
 DATABASE_URLS = "celerybase_database_urls"
+#: The ini key naming ``prometheus_client`` registries ``metrics_sink`` reads, besides
+#: the default one.
+PROMETHEUS_REGISTRIES = "celerybase_prometheus_registries"
 
 #: The marker lines ``pytest_configure`` registers.
 CELERYBASE_MARKER = (
@@ -121,6 +126,36 @@ def database_urls(item: pytest.Item, ini: tuple[str, ...]) -> tuple[str, ...]:
     raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
 
 
+def prometheus_registries(config: pytest.Config) -> list[Any]:
+    """The registries ``metrics_sink`` reads: ``prometheus_client.REGISTRY`` (when
+    installed) and each ``celerybase_prometheus_registries`` line's ``module:NAME``.
+
+    Fails the fixture naming the line and what is valid when one cannot be loaded.
+    """
+    import importlib.util
+
+    lines = [line.strip() for line in config.getini(PROMETHEUS_REGISTRIES) if line.strip()]
+    with fail_on_bad_config("metrics_sink"):
+        if importlib.util.find_spec("prometheus_client") is None:
+            if lines:
+                raise ValueError(
+                    f"{PROMETHEUS_REGISTRIES} names {lines} but prometheus-client is not "
+                    "installed: pip install 'pytest-celerybase[prometheus]'"
+                )
+            return []
+        import prometheus_client
+
+        from pytest_celerybase.resources.prometheus import load_registry
+
+        found = [prometheus_client.REGISTRY]
+        for line in lines:
+            registry = load_registry(line)
+            if not any(registry is known for known in found):
+                found.append(registry)
+        return found
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
 def _marker_kwargs(node: pytest.Item, name: str, what: str, example: str) -> dict[str, Any]:
     """The keyword arguments of every ``name`` marker on ``node``, the closest winning."""
     kwargs: dict[str, Any] = {}
@@ -196,8 +231,6 @@ PREFORK_DOUBLES: dict[str, str] = {
     "into its own copy (use a real Redis: celerybase_redis_url)",
     "http_stub": "responses patches requests in the test process; a child's calls and "
     "the 'registered but never called' check would not reach the test",
-    "metrics_sink": "the sink collects in the test process; a child's metrics would go to "
-    "its own copy",
 }
 
 

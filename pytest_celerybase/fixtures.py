@@ -25,6 +25,7 @@ from pytest_celerybase._settings import (
     fail_on_bad_config,
     http_stub_options,
     live_worker_setup,
+    prometheus_registries,
 )
 
 if TYPE_CHECKING:
@@ -236,9 +237,10 @@ def live_worker(
     from pytest_celerybase.worker.options import live_defaults
 
     settings, options, app = live_worker_setup(request, celerybase_config)
-    if "sent_tasks" in request.fixturenames:
-        # Recording before the worker starts: prefork children forked now inherit it.
-        request.getfixturevalue("sent_tasks")
+    for first in ("sent_tasks", "metrics_sink"):
+        if first in request.fixturenames:
+            # Capturing before the worker starts: prefork children forked now inherit it.
+            request.getfixturevalue(first)
     database = _test_database(request)
     with isolated_app(app, settings, defaults=live_defaults()) as configured:
         # prefork: the redirected database moves to a file the children can open.
@@ -398,17 +400,27 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
 
 
 @pytest.fixture
-def metrics_sink() -> Iterator[MemorySink]:
-    """Every metric ``MetricsTask``/``ProductionTask`` emits during the test.
+def metrics_sink(request: pytest.FixtureRequest) -> Iterator[MemorySink]:
+    """Every metric ``MetricsTask``/``ProductionTask`` emits during the test, and what
+    ``prometheus_client`` counted during it.
 
-    ``.records`` holds ``Metric(name, value, labels, kind, task_id, timestamp)`` with
-    ``labels["task"]`` and, for outcomes, ``labels["status"]`` (SUCCESS, FAILURE,
-    RETRY).  Query with ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``,
-    ``.last(...)``; ``.clear()`` empties it.
+    ``.records`` holds ``Metric(name, value, labels, kind, task_id, timestamp)``: those
+    emitted, with ``labels["task"]`` and, for outcomes, ``labels["status"]`` (SUCCESS,
+    FAILURE, RETRY); then one per Prometheus sample that changed during the test, named
+    as exposed (``runs_total``, ``latency_seconds_count``, ``latency_seconds_sum``), with
+    its labels and its increase (a gauge: its value).  The default registry is read, and
+    those the ``celerybase_prometheus_registries`` ini key names.  Query with
+    ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``, ``.last(...)``;
+    ``.clear()`` empties it.  Reading waits for a live worker's running tasks; on the
+    prefork pool, what the children emit and count is included.
     """
-    from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.resources import bindings
+    from pytest_celerybase.resources.metrics import CapturedMetrics
 
-    sink = MemorySink()
-    with bindings.bind(bindings.METRICS_SINK, sink):
-        yield sink
+    sink = CapturedMetrics(prometheus_registries(request.config))
+    sink.start()
+    try:
+        with bindings.bind(bindings.METRICS_SINK, sink):
+            yield sink
+    finally:
+        sink.stop()

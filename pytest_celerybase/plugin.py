@@ -20,6 +20,7 @@ from pytest_celerybase._settings import (
     CELERYBASE_MARKER,
     DATABASE_URLS,
     HTTP_STUB_MARKER,
+    PROMETHEUS_REGISTRIES,
     ini_database_urls,
     wait_timeout,
 )
@@ -74,9 +75,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         DATABASE_URLS,
-        "URL globs, one per line (e.g. postgresql://*): during a test, create_engine() for "
-        "a matching URL returns an engine on the test's SQLite database (the one "
+        "URL globs, one per line (e.g. ``postgresql://*``): during a test, create_engine() "
+        "for a matching URL returns an engine on the test's SQLite database (the one "
         "sqlite_engine gives); the marker key of the same name overrides it per test.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        PROMETHEUS_REGISTRIES,
+        "prometheus_client registries metrics_sink reads besides the default one, one "
+        "``package.module:NAME`` per line; what they count during a test is recorded as "
+        "deltas.",
         type="linelist",
         default=[],
     )

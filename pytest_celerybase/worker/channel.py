@@ -6,6 +6,7 @@ goes to the channel's reader thread, the child keeps the other and its recorder 
 replaced by a :class:`ForwardingRecorder`, whose hook calls, executions and publications
 are sent to the parent instead of being kept in the child's copy of the test's recorder.
 One stream per child keeps each child's events in order; no path, no ``accept()``.
+Other capabilities start forwarding in a child through :data:`CHILD_STARTS`.
 
 Everything a child sends is a :data:`Frame` ``(kind, payload, time)`` and the parent
 applies it with one function, :func:`ingest`, through :data:`INGESTERS` (one entry per
@@ -35,8 +36,8 @@ from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.hook_recorder import BEFORE_READ, HookRecorder, Publication
 from pytest_celerybase.recorder.records import HookCall
 
-__all__ = ["INGESTERS", "ChildChannel", "ForwardingRecorder", "Frame", "flush", "in_child",
-           "ingest", "portable", "send"]  # fmt: skip
+__all__ = ["CHILD_STARTS", "INGESTERS", "ChildChannel", "ForwardingRecorder", "Frame",
+           "flush", "in_child", "ingest", "portable", "send"]  # fmt: skip
 
 #: ``(kind, payload, time.monotonic())``: what a child sends, one at a time.
 Frame = tuple[str, Any, float]
@@ -224,6 +225,10 @@ def ingest(event: Frame, channel: ChildChannel | None = None) -> None:
         INGESTERS[kind](STACK[-1], payload)
 
 
+#: Called in each worker child forked while a channel is open, once it can :func:`send`
+#: (e.g. the metrics capture starts forwarding what the child counts).
+CHILD_STARTS: list[Callable[[], None]] = []
+
 _open: ChildChannel | None = None
 _pending = threading.local()  # the pair made by _before_fork, in the forking thread
 
@@ -393,6 +398,8 @@ def _after_fork_in_child() -> None:
         # A parent thread may have held the inherited recorder's locks at fork time:
         # the child records through its own forwarder only.
         STACK[:] = [ForwardingRecorder(STACK[-1])]
+    for start in CHILD_STARTS:
+        start()
 
 
 os.register_at_fork(
