@@ -448,7 +448,7 @@ class AppSnapshot:
             for name, task in registry.items()
         }
         bases = {
-            klass: (_attrs(klass), _containers(klass))
+            klass: (_base_attrs(klass), _containers(klass))
             for task in registry.values()
             for klass in _user_bases(_original(task))
         }
@@ -489,7 +489,7 @@ class AppSnapshot:
                 problems.append(f"{where}: task {name!r} class attribute {change}")
         for klass, (attrs, containers) in self.bases.items():
             name = f"{where}: base {klass.__qualname__}"
-            change = _dict_change(attrs, _attrs(klass))
+            change = _dict_change(attrs, _base_attrs(klass))
             if change:
                 problems.append(f"{name} class attribute {change}")
             for key, value in containers.items():
@@ -540,7 +540,7 @@ class AppSnapshot:
                 if cls.__dict__.get(key) is not value:
                     setattr(cls, key, value)
         for klass, (attrs, containers) in self.bases.items():
-            for key in [k for k in _attrs(klass) if k not in attrs]:
+            for key in [k for k in _base_attrs(klass) if k not in attrs]:
                 delattr(klass, key)
             for key, value in attrs.items():
                 if klass.__dict__.get(key) is not value:
@@ -564,10 +564,21 @@ def _user_bases(cls: type) -> list[type]:
     return found
 
 
+def _base_attrs(klass: type) -> dict[str, Any]:
+    """A base's attributes but those it keeps across tests on purpose (celerybase_keep)."""
+    from pytest_celerybase.apps.tracked import keep_names
+
+    try:
+        keep = keep_names(klass)
+    except TypeError:  # the plugin fails the test's setup for it
+        keep = frozenset()
+    return {k: v for k, v in _attrs(klass).items() if k not in keep}
+
+
 def _containers(klass: type) -> dict[str, Any]:
     return {
         key: copy.copy(value)
-        for key, value in vars(klass).items()
+        for key, value in _base_attrs(klass).items()
         if isinstance(value, (dict, list, set)) and not key.startswith("__")
     }
 
