@@ -136,10 +136,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         item.stash[_STARTED_KEY] = [t for t in threading.enumerate() if t not in before]
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
     # Users' task classes are followed from their creation on: start listening before the
-    # first test (collection imported them) when Celery is in use.
-    if "celery" in sys.modules:
+    # first test (collection imported them) when Celery is in use and tests will run
+    # (not for --collect-only: that would import the recorder for nothing).
+    if "celery" in sys.modules and not session.config.option.collectonly:
         follow_task_classes(session.config)
 
 
