@@ -65,6 +65,7 @@ class _URLModule:
         return getattr(sa_url, name)
 
     def make_url(self, name_or_url: Any) -> Any:
+        """SQLAlchemy's ``make_url``, but a matching URL becomes the plugin's."""
         url = sa_url.make_url(name_or_url)
         if making_engine() or not self._redirect.matches(url):
             return url
@@ -104,9 +105,11 @@ class RedirectPlugin(CreateEnginePlugin):
             )
 
     def update_url(self, url: Any) -> Any:
+        """The URL as SQLAlchemy left it (``sqlite://``, the plugin's name removed)."""
         return url
 
     def engine_created(self, engine: Engine) -> None:
+        """Count the new engine as the test database's (``sql_queries`` follows it)."""
         self.redirect.database.register(engine)
 
 
