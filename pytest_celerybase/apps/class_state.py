@@ -12,8 +12,11 @@ app for the whole process, so what one test leaves there the next test finds.  A
 * for the tasks registered on any live app, every user class of their MRO up to
   ``celery.Task`` and the app's own ``Task`` base (also mixins placed before ``Task``);
 * for apps that no :class:`~pytest_celerybase.apps.app_state.AppState` restores
-  (:data:`MANAGED`: apps not used through ``eager_app``/``live_worker``), also the class
-  Celery generated for each task and the task instance itself.
+  (:data:`MANAGED`: apps not used through ``eager_app``/``live_worker``) and that outlive
+  tests (alive when a test starts, e.g. a project's module-level app), also the class
+  Celery generated for each task and the task instance itself.  An app a test makes
+  (``celery.contrib.pytest``'s ``celery_app``) goes with its test: following it would
+  keep it alive.
 
 What is restored is what was seen first: the state at the start of the test for what
 existed then; for a class created during the test (a module imported by the test), its
@@ -129,6 +132,8 @@ class ClassState:
         self._app_saved: list[Any] = []
         self._active = False
         self._seen: dict[int, Any] = {}  # tasks see() looked at in this test (id -> task)
+        # app -> whether it outlives tests (see _discover); weak: apps come and go.
+        self._lasting: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         _listen(self)
 
     def __len__(self) -> int:
@@ -145,7 +150,7 @@ class ClassState:
         """Start a test: follow what exists now, at its current state."""
         with self._lock:
             changed = self._follow_new()
-            changed |= self._discover()
+            changed |= self._discover(at_begin=True)
             if not _equal(self._live, self._saved):
                 # Changed between tests (outside any test): that is the state to keep.
                 for tracked in self._tracked.values():
@@ -254,13 +259,18 @@ class ClassState:
             raise TypeError("; ".join(bad))
         return added
 
-    def _discover(self) -> bool:
+    def _discover(self, *, at_begin: bool = False) -> bool:
         """Follow what the live apps' registries hold; whether anything changed."""
-        fingerprint = _fingerprint()
+        live, fingerprint = _live_apps()
         if fingerprint == self._fingerprint:
             return False
         found: set[int] = set()
-        for app, _, base, tasks in fingerprint:
+        for app, base, tasks in live:
+            # An app first seen as a test starts outlives tests (made at import); one
+            # first seen as a test ends was made by it (celery.contrib.pytest's
+            # celery_app, a Celery() in the test) and goes with it: following its tasks
+            # would keep it alive.
+            self._lasting.setdefault(app, at_begin)
             if isinstance(base, type):
                 self._follow_mro(base, app, found)
             for task in tasks:
@@ -276,19 +286,25 @@ class ClassState:
         if (getattr(cls, "__module__", "") or "").partition(".")[0] in _FOREIGN:
             return
         self._follow_mro(cls, app, found)
-        if app not in MANAGED:
+        if app not in MANAGED and self._lasts(app):
             self._follow(task, keep_names(cls), found, per_app=True)
 
     def _follow_mro(self, cls: type, app: Any, found: set[int] | None) -> None:
-        managed = app in MANAGED
+        managed = app in MANAGED or not self._lasts(app)
         for klass in cls.__mro__:
             if klass is _task_cls:
                 break
             generated = bool(klass.__dict__.get("_decorated"))
             if managed and generated:
-                continue  # the app's AppState restores the class it generated
+                continue  # its app's AppState restores it, or the app goes with the test
             if generated or _users(klass):
                 self._follow(klass, keep_names(klass), found, per_app=generated)
+
+    def _lasts(self, app: Any) -> bool:
+        try:
+            return self._lasting.get(app, False)
+        except TypeError:  # not an app (a task not bound to one)
+            return False
 
     def _follow(
         self, obj: Any, keep: frozenset[str], found: set[int] | None, *, per_app: bool
@@ -326,11 +342,13 @@ def _equal(live: list[Any], saved: list[Any]) -> bool:
         return False
 
 
-def _fingerprint() -> list[tuple[Any, bool, Any, tuple[Any, ...]]]:
-    """Each live app, whether an AppState restores it, its ``Task`` base and its tasks.
+def _live_apps() -> tuple[list[tuple[Any, Any, tuple[Any, ...]]], list[Any]]:
+    """Each live app with its ``Task`` base and its tasks, and a fingerprint of them.
 
     Read without side effects: ``app._tasks`` as a plain dict (listing a lazy registry
-    would create Celery's built-ins) and ``Task`` only once the app made it.
+    would create Celery's built-ins) and ``Task`` only once the app made it.  The
+    fingerprint (kept between tests) holds ids, not the objects: holding an app would keep
+    an app a test made alive, and found again by the next look.
     """
     global _celery_state
     if _celery_state is None:
@@ -339,8 +357,13 @@ def _fingerprint() -> list[tuple[Any, bool, Any, tuple[Any, ...]]]:
         _celery_state = _state
     # WeakSet.data: iterating the WeakSet itself costs a generator and a guard per test.
     apps = [ref() for ref in list(_celery_state._apps.data)]
-    return [
-        (app, app in MANAGED, app.__dict__.get("Task"), tuple(dict.values(tasks)))
+    live = [
+        (app, app.__dict__.get("Task"), tuple(dict.values(tasks)))
         for app in apps
         if app is not None and (tasks := app.__dict__.get("_tasks")) is not None
     ]
+    # Tasks hash by identity: the tuple's hash stands for which tasks are registered.
+    fingerprint = [
+        (id(app), app in MANAGED, id(base), len(tasks), hash(tasks)) for app, base, tasks in live
+    ]
+    return live, fingerprint

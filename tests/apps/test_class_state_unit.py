@@ -96,3 +96,40 @@ def test_a_failing_close_is_reported_not_raised() -> None:
 
     errors = close_created([Broken()])
     assert len(errors) == 1 and errors[0].endswith(".close(): OSError: socket gone")
+
+
+def _one() -> int:
+    return 1
+
+
+def test_apps_a_test_makes_are_not_kept_alive() -> None:
+    # celery.contrib.pytest's celery_app: a new app per test, with its tasks; once the
+    # test is over nothing of the plugin may hold it (it would be followed for ever).
+    import gc
+    import weakref
+
+    from celery import Celery, Task
+
+    from pytest_celerybase.apps.class_state import ClassState
+
+    state = ClassState()
+    refs = []
+    try:
+        base = type("Base", (Task,), {"__module__": __name__, "cache": {}})
+        for index in range(3):
+            state.begin()
+            app = Celery(f"made-{index}", set_as_current=False)
+            task = app.task(_one, base=base, name=f"made.{index}", shared=False)
+            app.finalize()
+            state.see(task._get_current_object())
+            task.cache["x"] = index  # type: ignore[attr-defined]
+            refs.append(weakref.ref(app))
+            del app, task
+            state.end()
+            assert base.cache == {}  # type: ignore[attr-defined]
+        state.begin()
+        state.end()
+        gc.collect()
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        state.close()
