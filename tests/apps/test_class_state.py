@@ -164,6 +164,25 @@ def test_resources_a_test_made_lazily_are_closed_then_dropped(
     run("-p", "no:randomly").assert_outcomes(passed=2)
 
 
+def test_on_eager_app_the_apps_restore_closes_them_too(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # eager_app's app restores its tasks' instances itself (AppState): same outcome.
+    _project(pytester, """
+        from own import CLOSED, fetch
+
+        def test_makes_a_session(eager_app):
+            task = eager_app.tasks[fetch.name]
+            assert task.delay().get()
+            assert "_session" in vars(task) and CLOSED == []
+
+        def test_it_was_closed_and_dropped(eager_app):
+            assert len(CLOSED) == 1
+            assert "_session" not in vars(eager_app.tasks[fetch.name])
+    """)
+    run("-p", "no:randomly").assert_outcomes(passed=2)
+
+
 def test_what_existed_before_the_test_is_not_closed(
     pytester: pytest.Pytester, run: RunPytest
 ) -> None:
