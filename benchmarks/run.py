@@ -36,6 +36,9 @@ plugin adds noise) and ``-p celerybase`` (or nothing).  What is measured:
   (imported; see its docstring): a ``delay()`` held by ``sent_tasks`` vs a real
   ``delay()`` publishing to the in-memory broker, and ``sent_tasks.run()`` of N held
   messages vs N eager ``apply()`` calls; interleaved in-process blocks, thread CPU time.
+* ``class_state_managed_us`` / ``_unmanaged_us``: run by ``benchmarks/class_state.py``
+  (imported; see its docstring): microseconds per test of restoring users' task classes
+  with 50 tasks over 10 bases, on an app ``eager_app`` manages and on one no fixture does.
 * ``live_worker_vs_celery_worker``: run by ``benchmarks/live_worker_startup.py`` (its own
   script, invoked as a subprocess; see its docstring): median per-test cost of one
   ``delay().get()`` through ``live_worker`` vs Celery's ``celery_app`` + ``celery_worker``.
@@ -70,6 +73,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from class_state import TARGETS as CLASS_STATE_TARGETS
+from class_state import bench_class_state
 from sent_tasks import TARGETS as SENT_TASKS_TARGETS
 from sent_tasks import bench_sent_tasks
 
@@ -81,6 +86,7 @@ ROOT = HERE.parent
 # the scale checks.
 TARGETS = {
     **SENT_TASKS_TARGETS,
+    **CLASS_STATE_TARGETS,
     "recorder_overhead_ratio": 1.05,
     "eager_app_per_test_ratio": 2.0,
     "live_worker_vs_celery_worker_ratio": 0.05,
@@ -739,6 +745,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         rec = timed("recorder_overhead", bench_recorder, 30 if quick else 200, 100)
         sent = timed("sent_tasks", bench_sent_tasks, 9 if quick else 31, 200)
+        classes = timed("class_state", bench_class_state, 7 if quick else 21, 2000)
         eager = timed("eager_app_per_test", bench_eager_app, tmp, 3 if quick else 7, 100, 600)
         startup = timed("startup", bench_startup, tmp, 10 if quick else 30)
         scale = timed("scale", bench_scale, tmp, 200, 2000, 1)
@@ -753,6 +760,8 @@ def main() -> None:
         "recorder_overhead_ratio": _r(rec["custom_base"]["ratio"]),
         "sent_tasks_held_delay_ratio": _r(sent["held_delay"]["ratio"]),
         "sent_tasks_run_ratio": _r(sent["run"]["ratio"]),
+        "class_state_managed_us": classes["class_state_managed_us"],
+        "class_state_unmanaged_us": classes["class_state_unmanaged_us"],
         "recorder_overhead_ratio_logging_base": _r(rec["logging_base"]["ratio"]),
         "eager_app_per_test_ratio": _r(eager["ratio"]),
         "eager_app_per_test_wall_ratio": _r(eager["wall_ratio"]),
@@ -808,6 +817,7 @@ def main() -> None:
                     "sent_tasks_run": _r(sent["run"]["held_us"], 1),
                 },
             },
+            "class_state": classes,
             "live_worker": live.get("raw") or live.get("note"),
             "startup": {
                 "pairs": startup["pairs"],

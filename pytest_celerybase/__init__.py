@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_celerybase.errors import NoSentTasksError as NoSentTasksError
     from pytest_celerybase.errors import RealBrokerWarning as RealBrokerWarning
     from pytest_celerybase.errors import RunawayTasksError as RunawayTasksError
+    from pytest_celerybase.errors import UnredirectedEngineError as UnredirectedEngineError
     from pytest_celerybase.errors import UnregisteredSentTaskError as UnregisteredSentTaskError
     from pytest_celerybase.errors import UnregisteredTaskError as UnregisteredTaskError
     from pytest_celerybase.errors import WorkerStartError as WorkerStartError
@@ -85,6 +86,7 @@ _EXPORTS = {
     "NoSentTasksError": "errors",
     "RealBrokerWarning": "errors",
     "RunawayTasksError": "errors",
+    "UnredirectedEngineError": "errors",
     "UnregisteredSentTaskError": "errors",
     "UnregisteredTaskError": "errors",
     "WorkerStartError": "errors",

@@ -26,15 +26,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CELERYBASE_MARKER",
+    "DATABASE_URLS",
     "HTTP_STUB_MARKER",
+    "PROMETHEUS_REGISTRIES",
     "HttpStubOptions",
     "check_project_app",
+    "check_url_globs",
+    "database_urls",
     "eager_app_setup",
     "fail_on_bad_config",
     "http_stub_options",
+    "ini_database_urls",
     "live_worker_setup",
+    "prometheus_registries",
     "wait_timeout",
 ]
+
+#: The ini key (and marker key) listing the database URLs a test redirects to SQLite.
+DATABASE_URLS = "celerybase_database_urls"
+#: The ini key naming ``prometheus_client`` registries ``metrics_sink`` reads, besides
+#: the default one.
+PROMETHEUS_REGISTRIES = "celerybase_prometheus_registries"
 
 #: The marker lines ``pytest_configure`` registers.
 CELERYBASE_MARKER = (
@@ -82,6 +94,73 @@ def wait_timeout(config: pytest.Config) -> float:
     if value < 0:
         raise pytest.UsageError(f"celerybase_wait_timeout must be >= 0, got {raw!r}")
     return value
+
+
+def check_url_globs(globs: Any, where: str) -> tuple[str, ...]:
+    """``globs`` as a tuple of URL globs, or ``TypeError``/``ValueError`` naming the bad
+    entry, ``where`` it comes from and what is valid."""
+    if isinstance(globs, str) or not isinstance(globs, (list, tuple)):
+        raise TypeError(
+            f"{where} must be a list of URL globs such as ['postgresql://*'], "
+            f"got {type(globs).__name__} {globs!r}"
+        )
+    for glob in globs:
+        if not isinstance(glob, str) or "://" not in glob:
+            raise ValueError(
+                f"{where}: each entry must be a URL glob such as 'postgresql://*' or "
+                f"'postgresql+psycopg://*@orders-db/*', got {glob!r}"
+            )
+    return tuple(globs)
+
+
+def ini_database_urls(config: pytest.Config) -> tuple[str, ...]:
+    """The ``celerybase_database_urls`` ini lines (a usage error if one is not a glob)."""
+    try:
+        return check_url_globs(list(config.getini(DATABASE_URLS)), DATABASE_URLS)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def database_urls(item: pytest.Item, ini: tuple[str, ...]) -> tuple[str, ...]:
+    """The URL globs redirected in ``item``: the closest marker's
+    ``celerybase_database_urls``, else the ini's (``ini``).  A bad marker value fails."""
+    with fail_on_bad_config(DATABASE_URLS):
+        for marker in item.iter_markers("celerybase"):  # closest first
+            if DATABASE_URLS in marker.kwargs:
+                where = f"@pytest.mark.celerybase({DATABASE_URLS}=...)"
+                return check_url_globs(marker.kwargs[DATABASE_URLS], where)
+        return ini
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
+
+
+def prometheus_registries(config: pytest.Config) -> list[Any]:
+    """The registries ``metrics_sink`` reads: ``prometheus_client.REGISTRY`` (when
+    installed) and each ``celerybase_prometheus_registries`` line's ``module:NAME``.
+
+    Fails the fixture naming the line and what is valid when one cannot be loaded.
+    """
+    import importlib.util
+
+    lines = [line.strip() for line in config.getini(PROMETHEUS_REGISTRIES) if line.strip()]
+    with fail_on_bad_config("metrics_sink"):
+        if importlib.util.find_spec("prometheus_client") is None:
+            if lines:
+                raise ValueError(
+                    f"{PROMETHEUS_REGISTRIES} names {lines} but prometheus-client is not "
+                    "installed: pip install 'pytest-celerybase[prometheus]'"
+                )
+            return []
+        import prometheus_client
+
+        from pytest_celerybase.resources.prometheus import load_registry
+
+        found = [prometheus_client.REGISTRY]
+        for line in lines:
+            registry = load_registry(line)
+            if not any(registry is known for known in found):
+                found.append(registry)
+        return found
+    raise AssertionError("unreachable")  # pragma: no cover - fail_on_bad_config raised
 
 
 def _marker_kwargs(node: pytest.Item, name: str, what: str, example: str) -> dict[str, Any]:
@@ -175,15 +254,14 @@ def live_worker_setup(
 #: The in-memory doubles and why a prefork worker's children cannot share them.
 PREFORK_DOUBLES: dict[str, str] = {
     "sqlite_engine": "an in-memory SQLite database lives in the test process; a child "
-    "would write to its own copy (use DatabaseTask with a file URL, e.g. "
-    "celerybase_database_url=f\"sqlite:///{tmp_path}/db.sqlite\")",
+    "would write to its own copy (name your production URL in the celerybase_database_urls "
+    "ini key, e.g. 'postgresql://*': create_engine() then gives the test and the children "
+    "one file database in the worker's temp dir)",
     "sql_queries": "it captures statements executed in the test process only",
     "fake_redis": "fakeredis keeps its data in the test process; a child would cache "
     "into its own copy (use a real Redis: celerybase_redis_url)",
     "http_stub": "responses patches requests in the test process; a child's calls and "
     "the 'registered but never called' check would not reach the test",
-    "metrics_sink": "the sink collects in the test process; a child's metrics would go to "
-    "its own copy",
 }
 
 

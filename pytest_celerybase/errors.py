@@ -16,6 +16,7 @@ __all__ = [
     "NoSentTasksError",
     "RealBrokerWarning",
     "RunawayTasksError",
+    "UnredirectedEngineError",
     "UnregisteredSentTaskError",
     "UnregisteredTaskError",
     "WorkerStartError",
@@ -52,6 +53,12 @@ class UnregisteredSentTaskError(LookupError):
 
 class HeldMessageError(RuntimeError):
     """``result.get()`` of a message that is held and has not run: it would never end."""
+
+
+# -- resources ---------------------------------------------------------------------------
+class UnredirectedEngineError(RuntimeError):
+    """An engine made before the test for a URL in ``celerybase_database_urls`` was used
+    during the test (it would reach the real database)."""
 
 
 # -- the live worker ---------------------------------------------------------------------

@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_celerybase._settings import (
+    database_urls,
     eager_app_setup,
+    fail_on_bad_config,
     http_stub_options,
     live_worker_setup,
+    prometheus_registries,
 )
 
 if TYPE_CHECKING:
@@ -31,14 +34,18 @@ if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.engine import Engine
 
+    from pytest_celerybase.apps.class_state import ClassState
     from pytest_celerybase.apps.isolated import AppCache
     from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
+    from pytest_celerybase.resources.database import TestDatabase
+    from pytest_celerybase.resources.redirect import DatabaseRedirect
     from pytest_celerybase.resources.sql_capture import SQLQueries
     from pytest_celerybase.sent_tasks.collection import SentTasks
     from pytest_celerybase.worker.live import LiveWorker
 
 __all__ = [
+    "DATABASE_URLS_KEY",
     "RECORDER_KEY",
     "celerybase_config",
     "eager_app",
@@ -60,6 +67,13 @@ RECORDER_KEY = pytest.StashKey["HookRecorder"]()
 _APP_CACHE_KEY = pytest.StashKey["AppCache"]()
 # Rollbacks of eager_app's app that wait until every fixture of the test was torn down.
 _DEFERRED_KEY = pytest.StashKey[list[Callable[[], None]]]()
+_CLASS_STATE_KEY = pytest.StashKey["ClassState"]()
+#: The ``celerybase_database_urls`` ini globs, read once at start-up (``config.stash``).
+DATABASE_URLS_KEY = pytest.StashKey[tuple[str, ...]]()
+# The database redirect of the test being run (item.stash), when it names URLs.
+_REDIRECT_KEY: pytest.StashKey[DatabaseRedirect] = pytest.StashKey()
+# What each wider-scoped fixture changed in users' classes when it was set up.
+_FIXTURE_CHANGES_KEY = pytest.StashKey[dict[int, dict[int, list[str]]]]()
 
 
 @pytest.fixture
@@ -110,6 +124,84 @@ def run_deferred_restores(config: pytest.Config) -> None:
         pending.pop()()
 
 
+def follow_task_classes(config: pytest.Config) -> ClassState:
+    """The session's :class:`~pytest_celerybase.apps.class_state.ClassState`, made on
+    first use (the plugin makes it once collection is over), closed at exit."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    if state is None:
+        from pytest_celerybase.apps.class_state import ClassState
+        from pytest_celerybase.recorder.instrument import BEFORE_INSTRUMENT
+
+        state = config.stash[_CLASS_STATE_KEY] = ClassState()
+        config.add_cleanup(state.close)
+        # A task registered during a test on an app no AppState restores is followed
+        # from just before it first runs: the state to restore is the one it had then.
+        see = state.see
+        BEFORE_INSTRUMENT.append(see)
+        config.add_cleanup(lambda: BEFORE_INSTRUMENT.remove(see))
+    return state
+
+
+def begin_test(item: pytest.Item) -> None:
+    """What the plugin starts as a test's setup starts, before any fixture: following
+    users' task classes, and redirecting ``create_engine`` for ``celerybase_database_urls``.
+
+    A ``celerybase_keep`` that is not a tuple of names, or a marker's
+    ``celerybase_database_urls`` that is not a list of URL globs, fails the test's setup.
+    """
+    with fail_on_bad_config("celerybase_keep"):
+        follow_task_classes(item.config).begin()
+    globs = database_urls(item, item.config.stash.get(DATABASE_URLS_KEY, ()))
+    if globs:
+        from pytest_celerybase.resources.database import TestDatabase
+        from pytest_celerybase.resources.redirect import DatabaseRedirect
+
+        redirect = item.stash[_REDIRECT_KEY] = DatabaseRedirect(globs, TestDatabase())
+        redirect.start()
+
+
+def end_test(item: pytest.Item) -> list[str]:
+    """Undo :func:`begin_test` once the test's teardown is over (the plugin calls it):
+    users' classes are restored (what the test left on them closed), then the redirect
+    stops and the test's database is closed.  One line per resource that failed to close.
+    """
+    state = item.config.stash.get(_CLASS_STATE_KEY, None)
+    try:
+        return [] if state is None else state.end()
+    finally:
+        redirect = item.stash.get(_REDIRECT_KEY, None)
+        if redirect is not None:
+            del item.stash[_REDIRECT_KEY]
+            redirect.stop()
+            redirect.database.close()
+
+
+def _test_database(request: pytest.FixtureRequest) -> TestDatabase | None:
+    """The database ``create_engine()`` is redirected to in this test, if any."""
+    redirect = request.node.stash.get(_REDIRECT_KEY, None)
+    return None if redirect is None else redirect.database
+
+
+def wider_fixture_set_up(config: pytest.Config, fixturedef: pytest.FixtureDef[Any]) -> None:
+    """A module/class/package/session-scoped fixture was set up: what it changed in users'
+    classes is not the test's and stays (until its own teardown)."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    if state is not None:
+        changes = state.changes()
+        if changes:
+            state.accept(changes)
+            config.stash.setdefault(_FIXTURE_CHANGES_KEY, {})[id(fixturedef)] = changes
+
+
+def wider_fixture_torn_down(config: pytest.Config, fixturedef: pytest.FixtureDef[Any]) -> None:
+    """That fixture was torn down: the attributes it had set are restored to what its
+    teardown left (usually what was there before it)."""
+    state = config.stash.get(_CLASS_STATE_KEY, None)
+    changes = config.stash.get(_FIXTURE_CHANGES_KEY, {}).pop(id(fixturedef), None)
+    if state is not None and changes:
+        state.accept(changes)
+
+
 def _app_cache(config: pytest.Config) -> AppCache:
     """The session's apps for ``eager_app`` (one per distinct settings), closed at exit."""
     cache = config.stash.get(_APP_CACHE_KEY, None)
@@ -145,11 +237,15 @@ def live_worker(
     from pytest_celerybase.worker.options import live_defaults
 
     settings, options, app = live_worker_setup(request, celerybase_config)
-    if "sent_tasks" in request.fixturenames:
-        # Recording before the worker starts: prefork children forked now inherit it.
-        request.getfixturevalue("sent_tasks")
+    for first in ("sent_tasks", "metrics_sink"):
+        if first in request.fixturenames:
+            # Capturing before the worker starts: prefork children forked now inherit it.
+            request.getfixturevalue(first)
+    database = _test_database(request)
     with isolated_app(app, settings, defaults=live_defaults()) as configured:
-        worker = LiveWorker.from_options(configured, options)
+        # prefork: the redirected database moves to a file the children can open.
+        on_fork_dir = database.use_directory if database is not None else None
+        worker = LiveWorker.from_options(configured, options, prefork_dir=on_fork_dir)
         # Publications of the worker's tasks count as in flight until it has run them,
         # so hook assertions right after result.get() wait for on_success/after_return.
         hook_recorder.watch_worker_tasks(lambda: configured.tasks)
@@ -188,7 +284,7 @@ def sent_tasks(request: pytest.FixtureRequest) -> Iterator[SentTasks]:
 
 
 @pytest.fixture
-def sqlite_engine() -> Iterator[Engine]:
+def sqlite_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A SQLAlchemy ``Engine`` on a private in-memory SQLite database, shared by threads.
 
     ``sqlite://`` with a ``StaticPool`` and ``check_same_thread=False``: every thread
@@ -196,22 +292,31 @@ def sqlite_engine() -> Iterator[Engine]:
     The pool lends it to one thread at a time (re-entrant within a thread), so
     concurrent tasks don't interleave inside one transaction; a thread waiting more
     than 10 s gets a ``TimeoutError`` naming the usual deadlock.  Every
-    ``DatabaseTask`` uses this engine while the test runs; the database is gone after.
+    ``DatabaseTask`` uses this engine while the test runs, and so does every engine
+    ``create_engine()`` returns for a URL of ``celerybase_database_urls`` (same data);
+    the database is gone after the test.
     """
     from pytest_celerybase.resources import bindings
-    from pytest_celerybase.resources.sqlite import create_memory_engine
+    from pytest_celerybase.resources.database import TestDatabase
 
-    engine = create_memory_engine()
+    shared = _test_database(request)
+    database = shared if shared is not None else TestDatabase()
+    engine = database.engine()
     try:
         with bindings.bind(bindings.ENGINE, engine):
             yield engine
     finally:
         engine.dispose()
+        if shared is None:
+            database.close()  # else the plugin closes it once the test is over
 
 
 @pytest.fixture
-def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
+def sql_queries(request: pytest.FixtureRequest, sqlite_engine: Engine) -> Iterator[SQLQueries]:
     """The SQL executed on ``sqlite_engine`` during the test, à la pytest-django.
+
+    Also what runs on the engines ``create_engine()`` returns for the URLs of
+    ``celerybase_database_urls`` (they share its database).
 
     ``.statements``/``.queries`` list what ran; ``with sql_queries.assert_num_queries(2):``
     fails unless the block ran exactly two, listing the statements it did run
@@ -220,9 +325,13 @@ def sql_queries(sqlite_engine: Engine) -> Iterator[SQLQueries]:
     from pytest_celerybase.resources.sql_capture import SQLQueries
 
     queries = SQLQueries(sqlite_engine)
+    database = _test_database(request)
+    stop = database.subscribe(queries.watch) if database is not None else None
     try:
         yield queries
     finally:
+        if stop is not None:
+            stop()
         queries.close()
 
 
@@ -294,17 +403,27 @@ def fake_redis() -> Iterator[fakeredis.FakeRedis]:
 
 
 @pytest.fixture
-def metrics_sink() -> Iterator[MemorySink]:
-    """Every metric ``MetricsTask``/``ProductionTask`` emits during the test.
+def metrics_sink(request: pytest.FixtureRequest) -> Iterator[MemorySink]:
+    """Every metric ``MetricsTask``/``ProductionTask`` emits during the test, and what
+    ``prometheus_client`` counted during it.
 
-    ``.records`` holds ``Metric(name, value, labels, kind, task_id, timestamp)`` with
-    ``labels["task"]`` and, for outcomes, ``labels["status"]`` (SUCCESS, FAILURE,
-    RETRY).  Query with ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``,
-    ``.last(...)``; ``.clear()`` empties it.
+    ``.records`` holds ``Metric(name, value, labels, kind, task_id, timestamp)``: those
+    emitted, with ``labels["task"]`` and, for outcomes, ``labels["status"]`` (SUCCESS,
+    FAILURE, RETRY); then one per Prometheus sample that changed during the test, named
+    as exposed (``runs_total``, ``latency_seconds_count``, ``latency_seconds_sum``), with
+    its labels and its increase (a gauge: its value).  The default registry is read, and
+    those the ``celerybase_prometheus_registries`` ini key names.  Query with
+    ``.values(name, **labels)``, ``.filter(...)``, ``.total(...)``, ``.last(...)``;
+    ``.clear()`` empties it.  Reading waits for a live worker's running tasks; on the
+    prefork pool, what the children emit and count is included.
     """
-    from pytest_celerybase.bases.sinks import MemorySink
     from pytest_celerybase.resources import bindings
+    from pytest_celerybase.resources.metrics import CapturedMetrics
 
-    sink = MemorySink()
-    with bindings.bind(bindings.METRICS_SINK, sink):
-        yield sink
+    sink = CapturedMetrics(prometheus_registries(request.config))
+    sink.start()
+    try:
+        with bindings.bind(bindings.METRICS_SINK, sink):
+            yield sink
+    finally:
+        sink.stop()

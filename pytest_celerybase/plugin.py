@@ -9,6 +9,7 @@ and friends are imported inside fixtures and hooks.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import warnings
 from collections.abc import Generator, Iterator
@@ -20,15 +21,22 @@ import pytest
 from pytest_celerybase import _patching
 from pytest_celerybase._settings import (
     CELERYBASE_MARKER,
+    DATABASE_URLS,
     HTTP_STUB_MARKER,
+    PROMETHEUS_REGISTRIES,
     check_project_app,
+    ini_database_urls,
     wait_timeout,
 )
 from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plugin's fixtures
+    DATABASE_URLS_KEY,
     RECORDER_KEY,
+    begin_test,
     celerybase_config,
     eager_app,
+    end_test,
     fake_redis,
+    follow_task_classes,
     hook_recorder,
     http_stub,
     live_worker,
@@ -37,6 +45,8 @@ from pytest_celerybase.fixtures import (  # noqa: F401 - registered as this plug
     sent_tasks,
     sql_queries,
     sqlite_engine,
+    wider_fixture_set_up,
+    wider_fixture_torn_down,
 )
 from pytest_celerybase.recorder.inflight import DEFAULT_WAIT_TIMEOUT
 
@@ -102,6 +112,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini(
+        DATABASE_URLS,
+        "URL globs, one per line (e.g. ``postgresql://*``): during a test, create_engine() "
+        "for a matching URL returns an engine on the test's SQLite database (the one "
+        "sqlite_engine gives); the marker key of the same name overrides it per test.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        PROMETHEUS_REGISTRIES,
+        "prometheus_client registries metrics_sink reads besides the default one, one "
+        "``package.module:NAME`` per line; what they count during a test is recorded as "
+        "deltas.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "celerybase_wait_timeout",
         "Seconds a hook assertion waits for a live worker to finish the task "
         f"(default {DEFAULT_WAIT_TIMEOUT:g}).",
@@ -116,6 +142,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "wait_timeout": wait_timeout(config),
         "watch_overrides": coverage,
     }
+    config.stash[DATABASE_URLS_KEY] = ini_database_urls(config)
     config.addinivalue_line("markers", CELERYBASE_MARKER)
     config.addinivalue_line("markers", HTTP_STUB_MARKER)
     if coverage and not config.getoption("collectonly"):
@@ -160,36 +187,60 @@ def _timeline_section(recorder: HookRecorder) -> str:
     return format_timeline(recorder)
 
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # Users' task classes are followed from their creation on: start listening before the
+    # first test (collection imported them) when Celery is in use and tests will run
+    # (not for --collect-only: that would import the recorder for nothing).
+    if "celery" in sys.modules and not session.config.option.collectonly:
+        follow_task_classes(session.config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    # Before any fixture: what fixtures of the test change in users' classes is undone.
+    begin_test(item)
+    # A request a fixture or a test pushes on a task (task.push_request) and leaves there
+    # is popped once that test is torn down.  Saved once, before the first test: each
+    # teardown puts this thread's stacks back to it.
+    if _REQUESTS_KEY not in item.config.stash:
+        from pytest_celerybase.apps.request_stacks import RequestStacks
+
+        item.config.stash[_REQUESTS_KEY] = RequestStacks.save()
+    return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Iterator[Any]:
     if fixturedef.scope == "function":
         return (yield)
-    from celery import _state
-
+    # What a fixture broader than a test starts or declares serves every test: its
+    # threads' records count for the running test, its shared tasks stay declared, its
+    # changes to users' classes stay until its own teardown.
+    celery_state = sys.modules.get("celery._state")
     before = set(threading.enumerate())
-    declared = set(_state._on_app_finalizers)
+    declared = set(celery_state._on_app_finalizers) if celery_state else set()
     try:
         return (yield)
     finally:
         shared = request.config.stash.setdefault(_SHARED_THREADS_KEY, set())
         shared.update(t for t in threading.enumerate() if t not in before)
-        kept = request.config.stash.setdefault(_SHARED_DECLARATIONS_KEY, set())
-        kept.update(set(_state._on_app_finalizers) - declared)
+        celery_state = sys.modules.get("celery._state")
+        if celery_state is not None:
+            kept = request.config.stash.setdefault(_SHARED_DECLARATIONS_KEY, set())
+            kept.update(set(celery_state._on_app_finalizers) - declared)
+        wider_fixture_set_up(request.config, fixturedef)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    # Before the first test's fixtures: a request a fixture or a test pushes on a task
-    # (task.push_request) and leaves there is popped once that test is torn down.  Saved
-    # once: each teardown puts this thread's stacks back to it, so every test starts
-    # from it (one scan of the tasks per test instead of two).
-    if _REQUESTS_KEY not in item.config.stash:
-        from pytest_celerybase.apps.request_stacks import RequestStacks
-
-        item.config.stash[_REQUESTS_KEY] = RequestStacks.save()
-    return (yield)
+def pytest_fixture_post_finalizer(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    if fixturedef.scope != "function":
+        wider_fixture_torn_down(request.config, fixturedef)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -209,9 +260,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             if requests is not None:
                 requests.restore()
         finally:
-            recorder = item.stash.get(RECORDER_KEY, None)
-            if recorder is not None:
-                _warn_about_strays(item, recorder)
+            try:
+                # Then users' classes, which the worker and fixtures were still using.
+                _warn(item, end_test(item), "could not close a resource the test left on a "
+                      "task or its class")
+            finally:
+                recorder = item.stash.get(RECORDER_KEY, None)
+                if recorder is not None:
+                    _warn_about_strays(item, recorder)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -256,6 +312,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             for thread in threading.enumerate():
                 if thread not in before and thread not in shared:
                     LEFT_RUNNING[thread] = item.nodeid
+
+
+def _warn(item: pytest.Item, problems: list[str], what: str) -> None:
+    from pytest_celerybase.errors import CelerybaseWarning
+
+    path, lineno, _ = item.location
+    for problem in problems:
+        warnings.warn_explicit(
+            f"{what}: {problem}",
+            CelerybaseWarning,
+            filename=str(item.config.rootpath / path),
+            lineno=(lineno or 0) + 1,
+        )
 
 
 def _warn_about_strays(item: pytest.Item, recorder: HookRecorder) -> None:

@@ -457,6 +457,9 @@ class AppSnapshot:
     registry: dict[str, Any]
     tasks: dict[str, tuple[Any, dict[str, Any], type, dict[str, Any]]]
     caches: dict[str, Any]
+    # Users' classes above each task's own class (up to celery.Task): their attributes
+    # and the dict/list/set values they hold, compared by contents.
+    bases: dict[type, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def take(cls, app: Any) -> AppSnapshot:
@@ -474,7 +477,14 @@ class AppSnapshot:
             name: (task, _attrs(task), _original(task), _attrs(_original(task)))
             for name, task in registry.items()
         }
-        return cls(app, map_list, maps, in_place, app.finalized, registry, tasks, _caches(app))
+        bases = {
+            klass: (_base_attrs(klass), _containers(klass))
+            for task in registry.values()
+            for klass in _user_bases(_original(task))
+        }
+        return cls(
+            app, map_list, maps, in_place, app.finalized, registry, tasks, _caches(app), bases
+        )
 
     def compare(self) -> list[str]:
         app = self.app
@@ -507,6 +517,15 @@ class AppSnapshot:
             change = _dict_change(cls_attrs, _attrs(cls))
             if change:
                 problems.append(f"{where}: task {name!r} class attribute {change}")
+        for klass, (attrs, containers) in self.bases.items():
+            name = f"{where}: base {klass.__qualname__}"
+            change = _dict_change(attrs, _base_attrs(klass))
+            if change:
+                problems.append(f"{name} class attribute {change}")
+            for key, value in containers.items():
+                now = vars(klass).get(key)
+                if now is attrs.get(key) and now != value:
+                    problems.append(f"{name}.{key} changed in place: {value!r} -> {now!r}")
         for what, old in self.caches.items():
             new = _caches(app)[what]
             if new is not old and not (what == "conf" and old is None):
@@ -550,6 +569,48 @@ class AppSnapshot:
             for key, value in cls_attrs.items():
                 if cls.__dict__.get(key) is not value:
                     setattr(cls, key, value)
+        for klass, (attrs, containers) in self.bases.items():
+            for key in [k for k in _base_attrs(klass) if k not in attrs]:
+                delattr(klass, key)
+            for key, value in attrs.items():
+                if klass.__dict__.get(key) is not value:
+                    setattr(klass, key, value)
+            for key, value in containers.items():
+                live = attrs[key]
+                live.clear()
+                live.update(value) if isinstance(live, (dict, set)) else live.extend(value)
+
+
+def _user_bases(cls: type) -> list[type]:
+    """The classes of ``cls``'s MRO after it and before ``celery.Task`` that users wrote."""
+    from celery import Task
+
+    found = []
+    for klass in cls.__mro__[1:]:
+        if klass is Task:
+            break
+        if klass.__module__.partition(".")[0] not in ("celery", "kombu", "billiard"):
+            found.append(klass)
+    return found
+
+
+def _base_attrs(klass: type) -> dict[str, Any]:
+    """A base's attributes but those it keeps across tests on purpose (celerybase_keep)."""
+    from pytest_celerybase.apps.tracked import keep_names
+
+    try:
+        keep = keep_names(klass)
+    except TypeError:  # the plugin fails the test's setup for it
+        keep = frozenset()
+    return {k: v for k, v in _attrs(klass).items() if k not in keep}
+
+
+def _containers(klass: type) -> dict[str, Any]:
+    return {
+        key: copy.copy(value)
+        for key, value in _base_attrs(klass).items()
+        if isinstance(value, (dict, list, set)) and not key.startswith("__")
+    }
 
 
 def _dict_change(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -515,7 +515,9 @@ def _whole_example(rebuild: Any) -> dict[str, list[str]]:
     return {
         path: [_source(path)]
         for path in paths
-        if "__pycache__" not in path and path not in rebuild.REPOSITORY_ONLY
+        if "__pycache__" not in path
+        and path not in rebuild.REPOSITORY_ONLY
+        and not path.startswith(rebuild.OTHER_PAGES)
     }
 
 

@@ -10,7 +10,9 @@ covers what a test can change through the app and its tasks:
   its observers, the loader, and ``app._conf`` itself (``config_from_object``);
 * the task registry (tasks declared in the test are gone after it);
 * each registered task's instance ``__dict__`` (``task.max_retries = 0``) and its class's
-  attributes (``type(task).rate_limit = "1/s"``), and the app's own ``Task`` base class;
+  attributes (``type(task).rate_limit = "1/s"``), and the app's own ``Task`` base class
+  (what a test left on a task holding connections is closed, and the names a class keeps
+  in ``celerybase_keep`` stay; the classes tasks inherit from are :mod:`.class_state`'s);
 * the app's cached objects: backend (per thread and shared), connection pool, producer
   pool, ``amqp`` and what it caches (queues, router), every other attribute of the app.
 
@@ -28,19 +30,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pytest_celerybase.apps.class_state import MANAGED, close_created, keep_names, original_class
+
 if TYPE_CHECKING:
     from celery import Celery
 
 __all__ = ["AppState", "forget_producer_pool", "original_class"]
 
 _CONTAINERS = (dict, list, set, deque)
+_ABSENT: Any = object()
 _Restorer = Callable[[Any, Any], None]
-
-
-def original_class(task: Any) -> type:
-    """The task's own class, seen through a recording subclass swapped in for a test."""
-    cls = type(task)
-    return cls.__dict__.get("__celerybase_original__", cls)  # type: ignore[no-any-return]
 
 
 def _copy(value: Any, *, deep: bool) -> Any:
@@ -73,11 +72,30 @@ def _refill(live: Any, saved: Any, *, deep: bool) -> None:
 
 
 def _restore_class(cls: type, live: Any, saved: dict[str, Any]) -> None:
+    dropped = [v for k, v in live.items() if saved.get(k, _ABSENT) is not v]
     for key in [k for k in live if k not in saved]:
         delattr(cls, key)
     for key, value in saved.items():
         if key not in live or live[key] is not value:
             setattr(cls, key, value)
+    close_created(dropped, kept=saved.values())
+
+
+def _restore_task(keep: frozenset[str], live: dict[str, Any], saved: dict[str, Any]) -> None:
+    """A task's instance attributes back, but those its class keeps (``celerybase_keep``);
+    what the test left there holding connections is closed (see :mod:`.class_state`)."""
+    kept = {k: live[k] for k in keep if k in live}
+    saved.update(kept)  # the kept value is the one to start from next time
+    dropped = [v for k, v in live.items() if saved.get(k, _ABSENT) is not v]
+    _restore_dict(live, saved)
+    close_created(dropped, kept=saved.values())
+
+
+def _task_keep(task: Any) -> frozenset[str]:
+    try:
+        return keep_names(original_class(task))
+    except TypeError:  # reported where it is read at a test's start (ClassState.begin)
+        return frozenset()
 
 
 def _restore_amqp(producer_pool: Any, live: dict[str, Any], saved: dict[str, Any]) -> None:
@@ -144,7 +162,8 @@ class AppState:
             keep(registry.__dict__, dict(registry.__dict__))
         classes: dict[type, None] = {}
         for task in registry_items.values():
-            keep(task.__dict__, dict(task.__dict__))
+            restorer = functools.partial(_restore_task, _task_keep(task))
+            keep(task.__dict__, dict(task.__dict__), restorer)
             classes[original_class(task)] = None
         base = app_dict.get("Task")
         if isinstance(base, type):
@@ -155,6 +174,8 @@ class AppState:
         self._live = live
         self._saved = saved
         self._restorers = restorers
+        # Its tasks' own classes and instances are restored here, not by ClassState.
+        MANAGED.add(app)
 
     @classmethod
     def save(cls, app: Celery) -> AppState:

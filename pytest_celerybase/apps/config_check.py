@@ -26,7 +26,7 @@ from typing import Any
 
 from pytest_celerybase.worker.options import OPTION_KEYS
 
-__all__ = ["BASES_SETTINGS", "PLUGIN_SETTINGS", "validate_config", "worker_only"]
+__all__ = ["BASES_SETTINGS", "MARKER_KEYS", "PLUGIN_SETTINGS", "validate_config", "worker_only"]
 
 _DOCS = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
 #: App settings the reference bases read (``app.conf``), besides their class attributes.
@@ -35,8 +35,10 @@ BASES_SETTINGS: tuple[str, ...] = (
     "celerybase_metrics_sink",
     "celerybase_redis_url",
 )
+#: Marker keys of the plugin's own (``@pytest.mark.celerybase(celerybase_database_urls=...)``).
+MARKER_KEYS: tuple[str, ...] = ("celerybase_database_urls",)
 #: Every ``celerybase_`` key the marker and ``celerybase_config`` take.
-PLUGIN_SETTINGS: tuple[str, ...] = (*OPTION_KEYS, *BASES_SETTINGS)
+PLUGIN_SETTINGS: tuple[str, ...] = (*OPTION_KEYS, *MARKER_KEYS, *BASES_SETTINGS)
 # How close a key must be to a setting to be taken for a misspelling of it.
 _CUTOFF = 0.85
 

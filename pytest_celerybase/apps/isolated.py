@@ -29,7 +29,8 @@ from pytest_celerybase.apps.config_check import validate_config
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["EAGER_DEFAULTS", "AppCache", "isolated_app", "load_app", "validate_config"]
+__all__ = ["EAGER_DEFAULTS", "AppCache", "isolated_app", "load_app",
+           "validate_config"]  # fmt: skip
 
 #: Configuration ``eager_app`` starts from (overrides are applied on top).
 EAGER_DEFAULTS: dict[str, Any] = {

@@ -44,7 +44,8 @@ _DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Metric:
-    """One measurement: ``labels`` always holds ``task``; task outcomes also ``status``.
+    """One measurement: from the bases, ``labels`` always holds ``task`` (outcomes also
+    ``status``); a Prometheus sample recorded by the ``metrics_sink`` fixture has its own.
 
     ``task_id`` names the execution (not a label: one series per task id would
     explode a Prometheus server); ``timestamp`` is timezone-aware UTC.

@@ -37,13 +37,18 @@ from pytest_celerybase.recorder.threads import (
 if TYPE_CHECKING:
     from pytest_celerybase.recorder.hook_recorder import HookRecorder
 
-__all__ = ["OWNER", "install", "instrument", "is_recording_class", "restore_tasks", "uninstall"]
+__all__ = ["BEFORE_INSTRUMENT", "OWNER", "install", "instrument", "is_recording_class",
+           "restore_tasks", "uninstall"]  # fmt: skip
 
 #: The owner of the patches recording makes (see :mod:`pytest_celerybase._patching`).
 OWNER = "recorder"
 
 _MISSING: Any = object()
 _Hook = Callable[..., Any]
+
+#: Called with each task about to be instrumented, i.e. before it first runs while a
+#: recorder is active (the plugin follows the task's classes from then on).
+BEFORE_INSTRUMENT: list[Callable[[Any], None]] = []
 
 _lock = threading.RLock()
 _recording_classes: set[type] = set()  # generated subclasses currently swapped in
@@ -200,6 +205,8 @@ def instrument(task: Any) -> None:
             return
     if not issubclass(cls, Task):
         return  # a stand-in (e.g. a Mock with spec=Task): nothing to swap safely
+    for callback in BEFORE_INSTRUMENT:
+        callback(task)
     with _lock:
         cls = type(task)
         if cls in _recording_classes or not STACK:

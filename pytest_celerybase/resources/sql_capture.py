@@ -1,7 +1,8 @@
 """Capture the SQL an engine executes and assert on the count (no pytest import).
 
-The ``sql_queries`` fixture wraps :class:`SQLQueries` around the ``sqlite_engine``;
-it works on any SQLAlchemy ``Engine``.
+The ``sql_queries`` fixture wraps :class:`SQLQueries` around the ``sqlite_engine`` and
+every other engine of the test's database (those ``create_engine()`` returns for the
+URLs of ``celerybase_database_urls``); it works on any SQLAlchemy ``Engine``.
 """
 
 from __future__ import annotations
@@ -83,18 +84,29 @@ class QueryWindow:
 
 
 class SQLQueries:
-    """Every statement ``engine`` executes from creation until :meth:`close`.
+    """Every statement ``engine`` (and each engine :meth:`watch` adds) executes from
+    creation until :meth:`close`.
 
     Thread-safe: statements from worker threads are captured too.
     """
 
     def __init__(self, engine: Engine) -> None:
-        from sqlalchemy import event
-
+        #: The engine given at creation (``sqlite_engine`` for the fixture).
         self.engine = engine
         self._lock = threading.Lock()
         self._queries: list[CapturedQuery] = []
+        self._engines: list[Engine] = []
         self._listening = True
+        self.watch(engine)
+
+    def watch(self, engine: Engine) -> None:
+        """Capture what ``engine`` executes too (once per engine; not after :meth:`close`)."""
+        from sqlalchemy import event
+
+        with self._lock:
+            if not self._listening or any(e is engine for e in self._engines):
+                return
+            self._engines.append(engine)
         event.listen(engine, "before_cursor_execute", self._capture)
 
     def _capture(
@@ -156,9 +168,10 @@ class SQLQueries:
         from sqlalchemy import event
 
         with self._lock:
-            listening, self._listening = self._listening, False
-        if listening:
-            event.remove(self.engine, "before_cursor_execute", self._capture)
+            self._listening = False
+            engines, self._engines = self._engines, []
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", self._capture)
 
 
 def _check_count(method: str, num: Any) -> None:

@@ -19,36 +19,42 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-__all__ = ["SerialStaticPool", "create_memory_engine"]
+__all__ = ["OwnerLock", "SerialStaticPool", "create_memory_engine"]
 
 DEFAULT_CHECKOUT_TIMEOUT = 10.0
 
 
-class _OwnerLock:
-    """Held by one thread; that thread may take it again; any return frees it.
+class OwnerLock:
+    """Held by one thread; that thread may take it again; freed when no pool holds it.
 
-    Not counted: ``StaticPool`` hands the same connection record to nested checkouts
-    in one thread but SQLAlchemy returns the record only once (when the first of them
-    closes), and may return it from another thread (garbage collection).  A counted
-    or thread-bound lock (``RLock``) would then stay held forever.
+    Counted per pool, not per checkout: ``StaticPool`` hands the same connection record
+    to nested checkouts in one thread but SQLAlchemy returns the record only once (when
+    the first of them closes), and may return it from another thread (garbage
+    collection); a counted or thread-bound lock (``RLock``) would then stay held
+    forever.  Several pools on one connection (the engines of one test database) share
+    one lock: it is free once every pool holding it has returned its record.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
+        self._holders: set[int] = set()
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, holder: object = None) -> bool:
         me = threading.get_ident()
         with self._cond:
             if not self._cond.wait_for(lambda: self._owner in (None, me), timeout):
                 return False
             self._owner = me
+            self._holders.add(id(holder))
             return True
 
-    def release(self) -> None:
+    def release(self, holder: object = None) -> None:
         with self._cond:
-            self._owner = None
-            self._cond.notify_all()
+            self._holders.discard(id(holder))
+            if not self._holders:
+                self._owner = None
+                self._cond.notify_all()
 
 
 class SerialStaticPool(StaticPool):
@@ -59,14 +65,19 @@ class SerialStaticPool(StaticPool):
     """
 
     def __init__(
-        self, *args: Any, checkout_timeout: float = DEFAULT_CHECKOUT_TIMEOUT, **kwargs: Any
+        self,
+        *args: Any,
+        checkout_timeout: float = DEFAULT_CHECKOUT_TIMEOUT,
+        serial: OwnerLock | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.checkout_timeout = checkout_timeout
-        self._serial = _OwnerLock()
+        #: Shared by the pools of one connection (see :class:`OwnerLock`).
+        self.serial = serial if serial is not None else OwnerLock()
 
     def _do_get(self) -> ConnectionPoolEntry:
-        if not self._serial.acquire(self.checkout_timeout):
+        if not self.serial.acquire(self.checkout_timeout, self):
             raise TimeoutError(
                 f"sqlite_engine: another thread has held the shared in-memory connection "
                 f"for {self.checkout_timeout:g}s.  A connection or session kept open while "
@@ -76,19 +87,20 @@ class SerialStaticPool(StaticPool):
         try:
             return super()._do_get()
         except BaseException:
-            self._serial.release()
+            self.serial.release(self)
             raise
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         try:
             super()._do_return_conn(record)
         finally:
-            self._serial.release()
+            self.serial.release(self)
 
     def recreate(self) -> SerialStaticPool:
         pool = super().recreate()
         assert isinstance(pool, SerialStaticPool)
         pool.checkout_timeout = self.checkout_timeout
+        pool.serial = self.serial
         return pool
 
 

@@ -6,6 +6,7 @@ goes to the channel's reader thread, the child keeps the other and its recorder 
 replaced by a :class:`ForwardingRecorder`, whose hook calls, executions and publications
 are sent to the parent instead of being kept in the child's copy of the test's recorder.
 One stream per child keeps each child's events in order; no path, no ``accept()``.
+Other capabilities start forwarding in a child through :data:`CHILD_STARTS`.
 
 Everything a child sends is a :data:`Frame` ``(kind, payload, time)`` and the parent
 applies it with one function, :func:`ingest`, through :data:`INGESTERS` (one entry per
@@ -35,8 +36,8 @@ from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.hook_recorder import BEFORE_READ, HookRecorder, Publication
 from pytest_celerybase.recorder.records import HookCall
 
-__all__ = ["INGESTERS", "IN_CHILD", "OUTPUTS", "ChildChannel", "ForwardingRecorder", "Frame",
-           "flush", "in_child", "ingest", "portable", "send"]  # fmt: skip
+__all__ = ["CHILD_STARTS", "INGESTERS", "OUTPUTS", "ChildChannel", "ForwardingRecorder",
+           "Frame", "flush", "in_child", "ingest", "portable", "send"]  # fmt: skip
 
 #: ``(kind, payload, time.monotonic())``: what a child sends, one at a time.
 Frame = tuple[str, Any, float]
@@ -229,10 +230,6 @@ INGESTERS: dict[str, Callable[[HookRecorder, Any], None]] = {
 #: record, warning or output: see :mod:`.child_output`).
 OUTPUTS: dict[str, Callable[[Any], None]] = {}
 
-#: Called in a child of an open channel right after the fork, once it can :func:`send`.
-IN_CHILD: list[Callable[[], None]] = []
-
-
 def ingest(event: Frame, channel: ChildChannel | None = None) -> None:
     """Apply one event from a child: to the innermost recorder, or to ``channel``."""
     kind, payload, _ = event
@@ -243,6 +240,10 @@ def ingest(event: Frame, channel: ChildChannel | None = None) -> None:
     elif STACK:
         INGESTERS[kind](STACK[-1], payload)
 
+
+#: Called in each worker child forked while a channel is open, once it can :func:`send`
+#: (the metrics capture starts forwarding what the child counts, .child_output its logs).
+CHILD_STARTS: list[Callable[[], None]] = []
 
 _open: ChildChannel | None = None
 _pending = threading.local()  # the pair made by _before_fork, in the forking thread
@@ -416,8 +417,8 @@ def _after_fork_in_child() -> None:
         # A parent thread may have held the inherited recorder's locks at fork time:
         # the child records through its own forwarder only.
         STACK[:] = [ForwardingRecorder(STACK[-1])]
-    for in_child in IN_CHILD:
-        in_child()
+    for start in CHILD_STARTS:
+        start()
 
 
 os.register_at_fork(

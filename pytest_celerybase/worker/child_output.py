@@ -106,5 +106,5 @@ def _output(payload: tuple[str, str]) -> None:
     stream.write(text)
 
 
-channel.IN_CHILD.append(install)
+channel.CHILD_STARTS.append(install)
 channel.OUTPUTS.update(log=_log, warning=_warning, output=_output)

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,7 @@ class LiveWorker:
         concurrency: int | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        prefork_dir: Callable[[str], None] | None = None,
     ) -> None:
         conf = app.conf
         pool = pool if pool is not None else str(conf.worker_pool)
@@ -98,7 +100,7 @@ class LiveWorker:
         if pool == "prefork":
             self._prefork = PreforkRuntime(
                 app, hostname=self.hostname, concurrency=concurrency,
-                controller=lambda: self.controller,
+                controller=lambda: self.controller, on_dir=prefork_dir,
             )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -113,14 +115,25 @@ class LiveWorker:
         )
 
     @classmethod
-    def from_options(cls, app: Celery, options: WorkerOptions) -> LiveWorker:
-        """A worker for ``app`` configured by :func:`worker_options`."""
+    def from_options(
+        cls,
+        app: Celery,
+        options: WorkerOptions,
+        *,
+        prefork_dir: Callable[[str], None] | None = None,
+    ) -> LiveWorker:
+        """A worker for ``app`` configured by :func:`worker_options`.
+
+        ``prefork_dir`` is called with the prefork worker's temp directory before it forks
+        (the test's redirected database moves there).
+        """
         return cls(
             app,
             pool=options.pool,
             concurrency=options.concurrency,
             start_timeout=options.start_timeout,
             stop_timeout=options.stop_timeout,
+            prefork_dir=prefork_dir,
         )
 
     @property

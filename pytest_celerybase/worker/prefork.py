@@ -197,9 +197,17 @@ class PreforkRuntime:
     """What a prefork live worker sets up around Celery, and undoes at stop."""
 
     def __init__(
-        self, app: Celery, *, hostname: str, concurrency: int, controller: Callable[[], Any]
+        self,
+        app: Celery,
+        *,
+        hostname: str,
+        concurrency: int,
+        controller: Callable[[], Any],
+        on_dir: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
+        # Told the worker's temp directory before the children are forked.
+        self._on_dir = on_dir
         self.hostname = hostname
         self.concurrency = concurrency
         # The worker's WorkController once made (its pool is this module's), else None.
@@ -217,6 +225,8 @@ class PreforkRuntime:
         app, conf = self.app, self.app.conf
         changes: dict[str, Any] = {}
         self._dir = tempfile.mkdtemp(prefix="celerybase-prefork-")
+        if self._on_dir is not None:
+            self._on_dir(self._dir)
         if str(conf.broker_url).startswith("memory://"):
             # A child's retry/chain/send_task publishes from the child: an in-memory
             # broker would keep it there.  Celery's file-system transport needs no server.

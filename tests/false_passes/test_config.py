@@ -65,7 +65,8 @@ BAD_KEYS = {
         "eager_app: ValueError: unknown pytest-celerybase setting 'celerybase_databse_url' "
         "(did you mean 'celerybase_database_url'?); the celerybase_ settings are: "
         "celerybase_worker_start_timeout, celerybase_worker_stop_timeout, "
-        "celerybase_database_url, celerybase_metrics_sink, celerybase_redis_url",
+        "celerybase_database_urls, celerybase_database_url, celerybase_metrics_sink, "
+        "celerybase_redis_url",
     ),
     "celerybase-uppercase": (
         "CELERYBASE_REDIS_URL='redis://localhost'",
@@ -270,12 +271,14 @@ def test_the_celerybase_settings_listed_are_those_the_package_reads() -> None:
     from pathlib import Path
 
     import pytest_celerybase
-    from pytest_celerybase.apps.config_check import BASES_SETTINGS, PLUGIN_SETTINGS
+    from pytest_celerybase._settings import DATABASE_URLS
+    from pytest_celerybase.apps.config_check import BASES_SETTINGS, MARKER_KEYS, PLUGIN_SETTINGS
     from pytest_celerybase.worker.options import OPTION_KEYS
 
     package = Path(pytest_celerybase.__file__).parent
     reads = re.compile(r"""(?:conf\.get\(|setting\(\s*self,\s*"\w+",)\s*"(celerybase_\w+)\"""")
     read = {key for path in package.rglob("*.py") for key in reads.findall(path.read_text())}
     assert read == set(BASES_SETTINGS)
-    assert set(PLUGIN_SETTINGS) == read | set(OPTION_KEYS)
+    assert MARKER_KEYS == (DATABASE_URLS,)
+    assert set(PLUGIN_SETTINGS) == read | set(OPTION_KEYS) | set(MARKER_KEYS)
     assert all(key.startswith("celerybase_worker_") for key in OPTION_KEYS)

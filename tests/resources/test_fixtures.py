@@ -125,6 +125,29 @@ def test_http_stub_blocks_unregistered_requests(http_stub: responses.RequestsMoc
         requests.get("https://example.com/not-registered", timeout=1)
 
 
+def test_http_stub_answers_a_users_own_retrying_session(
+    http_stub: responses.RequestsMock,
+) -> None:
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    retry = Retry(total=3, status_forcelist=[503], backoff_factor=0.5)
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    url = "https://api.example.com/users/1"
+    http_stub.get(url, status=503)
+    http_stub.get(url, json={"id": 1})
+
+    assert session.get(url, timeout=5).json() == {"id": 1}
+    assert [call.response.status_code for call in http_stub.calls] == [503, 200]
+
+    # Without the adapter's status_forcelist the 503 is the answer: one request.
+    http_stub.calls.reset()
+    http_stub.get(url, status=503)
+    assert requests.get(url, timeout=5).status_code == 503
+    assert len(http_stub.calls) == 1
+
+
 def test_fake_redis_is_private_and_bound(fake_redis: Any) -> None:
     import fakeredis
 
