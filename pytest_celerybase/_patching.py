@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ABSENT", "Patch", "active", "apply", "forget", "patched", "pending", "settle",
-           "undo", "undo_all"]  # fmt: skip
+__all__ = ["ABSENT", "Patch", "active", "apply", "forget", "patched", "pending", "release",
+           "settle", "undo", "undo_all"]  # fmt: skip
 
 #: ``Patch.original`` when the attribute was not in the target's own ``__dict__`` (it was
 #: inherited, or unset): undo deletes it instead of setting it.
@@ -93,6 +93,21 @@ def forget(patch: Patch) -> None:
     with _lock:
         _remove(_active, patch)
         _remove(_pending, patch)
+
+
+def release(index: dict[Any, Patch], owner: object = None) -> None:
+    """Undo the patches of ``owner`` (every one with ``None``) kept in ``index``, and drop
+    them from it.  One replaced meanwhile (a ``mocker.spy`` set and undone around ours
+    put the original back itself) is forgotten: what is there now is the test's."""
+    with _lock:
+        for key, patch in list(index.items()):
+            if owner is not None and patch.owner is not owner:
+                continue
+            del index[key]
+            if patch.in_place():
+                undo(patch)
+            else:
+                forget(patch)
 
 
 def settle() -> list[Patch]:

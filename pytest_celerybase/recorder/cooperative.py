@@ -115,13 +115,4 @@ def collecting(
 def restore(owner: object = None) -> None:
     """Put back the override functions wrapped for ``owner`` (every one with ``None``)."""
     with _lock:
-        for key, patch in list(_wrapped.items()):
-            if owner is not None and patch.owner is not owner:
-                continue
-            del _wrapped[key]
-            # Replaced meanwhile (e.g. a mocker.spy set and undone around our wrapper put
-            # the original back itself): leave what is there now.
-            if patch.in_place():
-                _patching.undo(patch)
-            else:
-                _patching.forget(patch)
+        _patching.release(_wrapped, owner)

@@ -114,13 +114,4 @@ def _watched(klass: type, method: str, function: Callable[..., Any]) -> Callable
 def restore(owner: object = None) -> None:
     """Put back the functions wrapped for ``owner`` (every one with ``None``)."""
     with _lock:
-        for key, patch in list(_wrapped.items()):
-            if owner is not None and patch.owner is not owner:
-                continue
-            del _wrapped[key]
-            # Replaced meanwhile (a test patched the method itself and undid it): what is
-            # there now is the test's to keep.
-            if patch.in_place():
-                _patching.undo(patch)
-            else:
-                _patching.forget(patch)
+        _patching.release(_wrapped, owner)
