@@ -80,10 +80,22 @@ def _show_warning(
     channel.send("warning", (str(message), category, filename, lineno))
 
 
+# The root logger's level in the test process when this child was forked.
+_forked_level: list[int] = []
+
+
+def _at_fork() -> None:
+    _forked_level[:] = [logging.getLogger().level]
+    install()
+
+
 def install() -> None:
     """Forward this child's log records, warnings and output to the test process (a
-    prefork child calls it again once Celery has set its logging up)."""
+    prefork child calls it again once Celery has set its logging up, which also sets the
+    root level: the test's level, ``caplog.set_level`` included, is put back)."""
     root = logging.getLogger()
+    if _forked_level:
+        root.setLevel(_forked_level[0])
     # The handlers inherited from the test process write to this process's copies.
     root.handlers = [ForwardingHandler()]
     warnings.showwarning = _show_warning
@@ -106,5 +118,5 @@ def _output(payload: tuple[str, str]) -> None:
     stream.write(text)
 
 
-channel.CHILD_STARTS.append(install)
+channel.CHILD_STARTS.append(_at_fork)
 channel.OUTPUTS.update(log=_log, warning=_warning, output=_output)

@@ -43,8 +43,17 @@ OWNER = "worker.prefork"
 _process_initializer = prefork.process_initializer
 
 
+# What a `celery worker` process tells its children through the environment: left in the
+# test process by another worker (Celery's own start_worker sets them), they would set the
+# child's logging up differently from the test's (CELERY_LOG_LEVEL=40 drops warnings).
+_LOGGING_ENV = ("CELERY_LOG_LEVEL", "CELERY_LOG_FILE", "CELERY_LOG_REDIRECT",
+                "CELERY_LOG_REDIRECT_LEVEL")  # fmt: skip
+
+
 def _initializer(app: Any, hostname: str) -> None:
     """Celery's child initializer, reporting the child's start or its failure."""
+    for name in _LOGGING_ENV:
+        os.environ.pop(name, None)  # in the child only
     try:
         _process_initializer(app, hostname)
     except BaseException as exc:

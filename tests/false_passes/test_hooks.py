@@ -638,3 +638,33 @@ def test_runs_a_task(eager_app, run):
 """
     )
     run().assert_outcomes(passed=3)
+
+
+def test_10_a_prefork_child_logs_at_the_test_s_level_whatever_the_environment(
+    pytester: pytest.Pytester, run: RunPytest
+) -> None:
+    # Celery's own start_worker leaves CELERY_LOG_LEVEL in the test process; a child set
+    # its logging up from it (ERROR: the task's warning was dropped in the child).
+    pytester.makepyfile(
+        """
+import logging
+import pytest
+from celery import shared_task
+
+@shared_task(name="proj.chatty")
+def chatty():
+    logging.getLogger("proj").info("charged %s", 7)
+    return 1
+
+@pytest.fixture
+def left_by_another_worker(monkeypatch, caplog):
+    monkeypatch.setenv("CELERY_LOG_LEVEL", "40")
+    caplog.set_level(logging.INFO)
+
+@pytest.mark.celerybase(worker_pool="prefork", worker_concurrency=1)
+def test_it(left_by_another_worker, live_worker, caplog):
+    chatty.delay().get(timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.name == "proj"] == ["charged 7"]
+"""
+    )
+    run().assert_outcomes(passed=1)
