@@ -136,7 +136,6 @@ def timeout():
     def on_alarm(signum, frame):
         pytest.fail("Timeout >0.2s", pytrace=False)
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, 0.2)
     yield
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, previous)
@@ -145,6 +144,8 @@ def test_1_times_out_inside_a_task(eager_app, sqlite_engine, http_stub, fake_red
     use_everything(eager_app, sqlite_engine, http_stub, fake_redis)
     @eager_app.task(base=Custom)
     def slow():
+        # armed in the task body: however long the set-up took, it fires in here
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
         time.sleep(5)
     slow.delay()
 
