@@ -25,7 +25,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCS = ROOT / "docs"
 COMMANDS = [
     'pip install -e ".[dev]" && python -m pytest -p celerybase examples',
-    'pip install -e ".[dev]" && python -m pytest',
+    'pip install -e ".[dev]" && python -m pytest -n 2',
 ]
 
 
