@@ -25,7 +25,11 @@ class InFlight:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
+        # task id -> executions counted (messages on their way + executions running), and
+        # how many of those are running: a second delivery of a message (redelivered after
+        # its first child died) can start before the first one's end is reported.
         self._counts: dict[str, int] = {}
+        self._running: dict[str, int] = {}
         self._names: dict[str, str] = {}
         # thread -> task ids counted when their publication began and not yet confirmed
         # sent: counting at the start matters because a worker can run and finish the
@@ -105,15 +109,25 @@ class InFlight:
                 self._add(task_id, name)
 
     def started(self, task_id: str, name: str) -> None:
-        """A worker started an execution: count it if no publication we saw did."""
+        """A worker started an execution: it takes over a message counted on its way, or
+        is counted itself (a message sent before the test began, a redelivery).  Every
+        publication that led to it must have been counted by then (a prefork worker reads
+        its children's reports first)."""
         with self._cond:
-            if self._counts.get(task_id, 0) == 0:
-                # e.g. a message sent before the test began
+            running = self._running.get(task_id, 0)
+            if self._counts.get(task_id, 0) <= running:
                 self._add(task_id, name)
+            self._running[task_id] = running + 1
 
     def finished(self, task_id: str) -> None:
-        """A worker finished one execution of ``task_id`` (hooks included)."""
+        """A worker finished one execution of ``task_id`` (hooks included), or dropped
+        its message without running it."""
         with self._cond:
+            running = self._running.get(task_id, 0)
+            if running > 1:
+                self._running[task_id] = running - 1
+            else:
+                self._running.pop(task_id, None)
             self._remove(task_id)
 
     def _add(self, task_id: str, name: str) -> None:

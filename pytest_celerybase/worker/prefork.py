@@ -162,7 +162,10 @@ def _accounted(apply: Any, pending: dict[str, str]) -> Any:
     def on_apply(target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         task_id = str(options.get("correlation_id"))
         if STACK and args:
-            # A message nobody saw published (sent before the test, redelivered).
+            # What a child published before this message reached the pool (a retry) is
+            # counted first, so that this delivery takes that publication over; a
+            # redelivery, published by nobody, is counted by itself.
+            channel.flush()
             STACK[-1].inflight.started(task_id, str(args[0]))
         delivery = _Delivery(task_id, str(args[0]) if args else "?", pending)
         callback = options.get("callback")

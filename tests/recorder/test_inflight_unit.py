@@ -124,3 +124,35 @@ def test_wait_idle_wakes_when_another_thread_finishes() -> None:
         assert inflight.wait_idle("t", timeout=5) is True
     finally:
         timer.join()
+
+
+def test_a_redelivery_that_starts_before_the_lost_delivery_ends_is_waited_for() -> None:
+    # The first child dies; the message comes again (nobody published it again) and its
+    # second delivery starts before the first one's end is reported.
+    inflight = _watching("a")
+    inflight.published("1", "a")
+    inflight.started("1", "a")  # first delivery, takes the publication over
+    inflight.started("1", "a")  # the redelivery
+    inflight.finished("1")  # the lost first delivery ends
+    assert inflight.busy() == ["1"]  # the redelivery still runs
+    inflight.finished("1")
+    assert inflight.busy() == []
+
+
+def test_a_retry_takes_over_its_own_publication() -> None:
+    inflight = _watching("a")
+    inflight.published("1", "a")
+    inflight.started("1", "a")
+    inflight.published("1", "a")  # the attempt publishes its retry
+    inflight.started("1", "a")  # the retry starts before the attempt's end is reported
+    inflight.finished("1")
+    assert inflight.busy() == ["1"]
+    inflight.finished("1")
+    assert inflight.busy() == []
+
+
+def test_a_message_dropped_unrun_ends_its_count() -> None:
+    inflight = _watching("a")
+    inflight.published("1", "a")
+    inflight.finished("1")  # revoked/expired: no execution started
+    assert inflight.busy() == []
