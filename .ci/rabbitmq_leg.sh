@@ -3,7 +3,7 @@
 #
 # Installs Debian's rabbitmq-server when missing (as root: apt-get), starts a throwaway
 # node (its own name, port, data directory; nothing of a system node is touched), runs
-#   python -m pytest -p celerybase tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py
+#   python -m pytest -p celerybase tests/worker/test_live_worker.py tests/worker/test_parity.py tests/worker/test_prefork.py
 # with CELERYBASE_BROKER_URL=pyamqp://guest@127.0.0.1:<port>// (the result backend is a
 # file:// directory for prefork workers, the in-memory cache otherwise), then deletes the
 # queues the tests left, stops the node and exits with pytest's exit code.  Extra
@@ -97,6 +97,6 @@ fi
 
 export CELERYBASE_BROKER_URL="pyamqp://guest@127.0.0.1:$port//"
 echo "== CELERYBASE_BROKER_URL=$CELERYBASE_BROKER_URL python -m pytest -p celerybase" \
-    "tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py $*"
-"$python" -m pytest -p celerybase tests/test_live_worker.py tests/test_parity.py \
-    tests/test_prefork.py "$@"
+    "tests/worker/test_live_worker.py tests/worker/test_parity.py tests/worker/test_prefork.py $*"
+"$python" -m pytest -p celerybase tests/worker/test_live_worker.py tests/worker/test_parity.py \
+    tests/worker/test_prefork.py "$@"

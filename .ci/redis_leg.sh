@@ -3,7 +3,7 @@
 #
 # Installs Debian's redis-server when missing (as root: apt-get), starts a throwaway
 # server on 127.0.0.1 and a free port (no persistence), runs
-#   python -m pytest -p celerybase tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py
+#   python -m pytest -p celerybase tests/worker/test_live_worker.py tests/worker/test_parity.py tests/worker/test_prefork.py
 # with CELERYBASE_BROKER_URL pointing at it (the result backend defaults to the same
 # Redis; set CELERYBASE_RESULT_BACKEND to override), stops the server and exits with
 # pytest's exit code.  Extra arguments go to pytest: .ci/redis_leg.sh -x -q
@@ -76,8 +76,8 @@ fi
 
 export CELERYBASE_BROKER_URL="redis://127.0.0.1:$port/0"
 echo "== CELERYBASE_BROKER_URL=$CELERYBASE_BROKER_URL python -m pytest -p celerybase" \
-    "tests/test_live_worker.py tests/test_parity.py tests/test_prefork.py tests/test_sent_parity.py $*"
+    "tests/worker/test_live_worker.py tests/worker/test_parity.py tests/worker/test_prefork.py tests/sent_tasks/test_parity.py $*"
 status=0
-"$python" -m pytest -p celerybase tests/test_live_worker.py tests/test_parity.py \
-    tests/test_prefork.py tests/test_sent_parity.py "$@" || status=$?
+"$python" -m pytest -p celerybase tests/worker/test_live_worker.py tests/worker/test_parity.py \
+    tests/worker/test_prefork.py tests/sent_tasks/test_parity.py "$@" || status=$?
 exit "$status"
