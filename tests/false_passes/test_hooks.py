@@ -19,7 +19,7 @@ from pytest_celerybase import (
     assert_hooks_called, assert_hooks_called_in_order, assert_hooks_cooperative,
     assert_hooks_not_called, assert_lifecycle, assert_task_sent, hook_calls, timeline,
 )
-from pytest_celerybase._compat import eager_result  # EagerResult(name=) needs Celery 5.4
+from pytest_celerybase._compat import eager_result  # Celery 5.3.0 has no EagerResult(name=)
 
 @pytest.fixture
 def tasks(eager_app):
