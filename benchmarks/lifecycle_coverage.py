@@ -49,6 +49,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from run import custom_base
+
 TARGET = 1.01
 
 
@@ -57,26 +59,12 @@ def _bases() -> dict[str, type]:
 
     from pytest_celerybase.bases import LoggingTask
 
-    class Base(Task):  # type: ignore[misc]
-        def before_start(self, task_id: Any, args: Any, kwargs: Any) -> None:
-            pass
-
-        def on_success(self, retval: Any, task_id: Any, args: Any, kwargs: Any) -> None:
-            pass
-
-        def on_failure(self, exc: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any) -> None:
-            pass
-
-        def after_return(
-            self, status: Any, retval: Any, task_id: Any, args: Any, kwargs: Any, einfo: Any
-        ) -> None:
-            pass
-
     class CallBase(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             return super().__call__(*args, **kwargs)
 
-    return {"custom_base": Base, "logging_base": LoggingTask, "call_base": CallBase}
+    # The same custom base as the recorder benchmark's, so the figures compare.
+    return {"custom_base": custom_base(), "logging_base": LoggingTask, "call_base": CallBase}
 
 
 def bench(rounds: int, calls: int, shapes: dict[str, int]) -> dict[str, Any]:

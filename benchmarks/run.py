@@ -399,12 +399,9 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 # -- 1. recorder overhead (in-process) ------------------------------------------------------
 
 
-def bench_recorder(rounds: int, calls: int) -> dict[str, Any]:
+def custom_base() -> type:
+    """The recorder benchmark's base class: the four hooks overridden, doing nothing."""
     from celery import Task
-
-    from pytest_celerybase import recording
-    from pytest_celerybase.apps import isolated_app
-    from pytest_celerybase.bases import LoggingTask
 
     class Base(Task):  # type: ignore[misc]
         def before_start(self, task_id: Any, args: Any, kwargs: Any) -> None:
@@ -421,6 +418,15 @@ def bench_recorder(rounds: int, calls: int) -> dict[str, Any]:
         ) -> None:
             pass
 
+    return Base
+
+
+def bench_recorder(rounds: int, calls: int) -> dict[str, Any]:
+    from pytest_celerybase import recording
+    from pytest_celerybase.apps import isolated_app
+    from pytest_celerybase.bases import LoggingTask
+
+    Base = custom_base()
     clock = time.thread_time
     results: dict[str, Any] = {}
     for label, base in (("custom_base", Base), ("logging_base", LoggingTask)):
