@@ -8,14 +8,16 @@ receives it, and an unreachable broker fails deep in kombu (a DNS error, after r
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from pytest_celerybase.errors import RealBrokerWarning
 
-__all__ = ["TEST_BROKER_SCHEMES", "is_test_broker", "warn_if_real_broker"]
+__all__ = ["TEST_BROKER_SCHEMES", "is_test_broker", "warn_if_real_broker", "warning_send_task"]
 
 #: Brokers that live in the test process or next to it.
 TEST_BROKER_SCHEMES = ("memory", "filesystem")
@@ -53,6 +55,19 @@ def warn_if_real_broker(app: Any, task_name: str) -> None:
         caller.f_code.co_filename if caller else "?",
         caller.f_lineno if caller else 0,
     )
+
+
+def warning_send_task(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Celery.send_task`` warning first when the app's broker is not a test broker (the
+    recorder installs it for the duration of each test)."""
+
+    @functools.wraps(original)  # sent_tasks' wrapper reads the signature through it
+    def send_task(self: Any, name: Any, *args: Any, **options: Any) -> Any:
+        if options.get("producer") is None:  # (a given producer is not the app's)
+            warn_if_real_broker(self, str(name))
+        return original(self, name, *args, **options)
+
+    return send_task
 
 
 def _callers_frame() -> Any:

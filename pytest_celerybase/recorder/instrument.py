@@ -14,7 +14,6 @@ patch owned by :data:`OWNER`.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pytest_celerybase import _patching
-from pytest_celerybase.apps.brokers import warn_if_real_broker
+from pytest_celerybase.apps.brokers import warning_send_task
 from pytest_celerybase.recorder import cooperative, overrides, signals
 from pytest_celerybase.recorder.active import STACK
 from pytest_celerybase.recorder.records import HOOKS
@@ -80,7 +79,7 @@ def install() -> None:
     _patch(ThreadPoolExecutor, "submit", _make_submit(ThreadPoolExecutor.submit))
     from celery import Celery
 
-    _patch(Celery, "send_task", _make_send_task(Celery.send_task))
+    _patch(Celery, "send_task", warning_send_task(Celery.send_task))
 
 
 def uninstall() -> None:
@@ -125,17 +124,6 @@ def _make_build_tracer(original: _Hook) -> _Hook:
 
     build_tracer.__wrapped__ = original  # type: ignore[attr-defined]
     return build_tracer
-
-
-def _make_send_task(original: _Hook) -> _Hook:
-    # A test sending to a project's real broker gets a warning naming celerybase_app.
-    @functools.wraps(original)  # sent_tasks' wrapper reads the signature through it
-    def send_task(self: Any, name: Any, *args: Any, **options: Any) -> Any:
-        if STACK and options.get("producer") is None:  # (a given one is not the app's)
-            warn_if_real_broker(self, str(name))
-        return original(self, name, *args, **options)
-
-    return send_task
 
 
 def _make_submit(original: _Hook) -> _Hook:
